@@ -1,0 +1,101 @@
+//! Every default, with the reason for its value. `docs/configuration.md`
+//! lists the same numbers for users; `tuning/README.md` says which of them
+//! change performance and by how much.
+
+use std::time::Duration;
+
+/// The export called when a route names no `function` (the original ABI).
+pub const DEFAULT_FUNCTION: &str = "handle";
+
+/// More shards than this is a configuration mistake, not a machine.
+pub const MAX_SHARDS: usize = 1024;
+
+/// Request line: 8 KiB, as common front proxies allow; longer is a 414.
+pub const DEFAULT_MAX_REQUEST_LINE: usize = 8 << 10;
+/// Whole request head: 16 KiB; larger is a 431.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 << 10;
+/// Request body: 1 MiB by default (routes may raise it); larger is a 413.
+/// Bodies are buffered whole for the guest, so this bounds memory per
+/// connection.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+/// No route may accept more than this; it is all held in memory.
+pub const MAX_BODY_BYTES: usize = 1 << 30;
+
+/// Slowloris protection: a head must arrive within 10 s of its first byte.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A body must arrive within 30 s of its head.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle keep-alive connections are closed after 60 s.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A client that reads nothing for 30 s while we write is dropped.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// On SIGTERM, in-flight requests get 10 s to finish.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections one shard holds open at once; past it, new ones get a 503
+/// and are closed. 4096 × 2 shards stays inside a raised `ulimit -n`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_SHARD: usize = 4096;
+/// Accept queue per shard listener; the kernel caps it at
+/// `net.core.somaxconn`.
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
+/// Per-connection read buffer: holds a head and many pipelined requests.
+pub const DEFAULT_READ_BUFFER_BYTES: usize = 16 << 10;
+/// glommio runs tasks for this long before polling for I/O again. Its own
+/// default (100 ms) would let one busy guest delay every other connection
+/// on the shard by that much; 2 ms keeps the shard responsive.
+pub const DEFAULT_PREEMPT_TIMER: Duration = Duration::from_millis(2);
+
+/// Instance slots per shard in the pooling allocator: enough for every
+/// route's concurrency on a small machine; each slot reserves address
+/// space (not memory) for one linear memory.
+pub const DEFAULT_INSTANCE_SLOTS_PER_SHARD: u32 = 256;
+/// Memory kept resident when a slot is reused: a typical Rust guest touches
+/// about 1.1 MiB. Resetting resident pages in place (with the kernel's
+/// PAGEMAP_SCAN) is cheaper than giving them back and faulting them in.
+pub const DEFAULT_KEEP_RESIDENT_BYTES: usize = 2 << 20;
+/// Wasm stack per call: deep recursion traps at this depth.
+pub const DEFAULT_MAX_WASM_STACK: usize = 512 << 10;
+
+/// A wasm page.
+pub const WASM_PAGE: usize = 64 << 10;
+/// Fuel per request: about 10 ms of guest CPU, 100× what the sample guests
+/// need. Exhausted fuel is a 503.
+pub const DEFAULT_FUEL: u64 = 10_000_000;
+/// The guest yields to the shard after this much fuel (about 50–100 µs of
+/// CPU), so other connections on the shard keep being served.
+pub const DEFAULT_FUEL_YIELD_INTERVAL: u64 = 100_000;
+/// Wall-clock budget per request, backend waits included; then 504.
+pub const DEFAULT_GUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Guest linear memory; `memory.grow` beyond it returns -1 to the guest.
+pub const DEFAULT_MEMORY_LIMIT: usize = 16 << 20;
+/// No route may give a guest more than this.
+pub const MAX_MEMORY_LIMIT: usize = 4 << 30;
+/// Elements per guest table (function pointers, mostly).
+pub const DEFAULT_TABLE_ELEMENTS: u32 = 10_000;
+/// Largest body a guest may set; larger is a 500.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 << 20;
+/// Guest log output per request; beyond it, log calls are dropped (and the
+/// drop is logged once).
+pub const DEFAULT_MAX_LOG_BYTES: usize = 16 << 10;
+/// Longest single guest log message; longer ones are cut.
+pub const MAX_LOG_LINE: usize = 1024;
+/// Requests one reused instance serves before it is replaced.
+pub const DEFAULT_MAX_REQUESTS_PER_INSTANCE: u64 = 10_000;
+/// Requests of one route in flight on one shard.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+/// Requests of one route waiting on one shard when all are busy.
+pub const DEFAULT_MAX_QUEUE: usize = 256;
+/// Ready instances kept per route and shard in reuse mode.
+pub const DEFAULT_WARM_INSTANCES: usize = 2;
+
+/// Content type of a `static_body` route that names none.
+pub const DEFAULT_STATIC_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
+/// Backend connect budget.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Budget for one backend read or write.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Backend sockets one request may have open.
+pub const DEFAULT_MAX_BACKEND_CONNECTIONS: usize = 8;
+/// Bytes one request may move to and from backends.
+pub const DEFAULT_MAX_BACKEND_BYTES: usize = 16 << 20;

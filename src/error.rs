@@ -1,0 +1,38 @@
+//! Everything that can stop the server before it serves its first request.
+//! Request-time errors never come here: they become HTTP answers
+//! (`http::answers`, `wasm::InvokeError`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::config::{ConfigError, Location};
+use crate::wasm::LoadError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{path}:{line}:{column}: {key}: route {route}: {source}", path = path.display(), line = at.line, column = at.column)]
+    Guest {
+        path: PathBuf,
+        at: Location,
+        key: String,
+        route: String,
+        source: LoadError,
+    },
+    #[error("cannot create the wasm engine: {0}")]
+    Engine(String),
+    #[error("{0}")]
+    Cpus(String),
+    #[error("cannot start: {0}")]
+    IoUring(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("shard {id} failed: {message}")]
+    Shard { id: usize, message: String },
+}

@@ -1,0 +1,27 @@
+//! serverless-wasm: an HTTP/1.1 server that answers each request by running
+//! a small, sandboxed WebAssembly guest, one pinned executor per CPU core.
+//!
+//! # Map
+//!
+//! - [`config`]: `config.toml` → validated [`config::Config`].
+//! - [`router`]: (method, path) → route.
+//! - [`server`]: start-up, shards (one glommio executor per core, each with
+//!   its own SO_REUSEPORT listener), and the connection loop.
+//! - [`http`]: sans-IO HTTP/1.1 decoding, encoding and canned answers.
+//! - [`wasm`]: the only module that touches wasmtime: engine, guest ABI,
+//!   instance pools, fuel-metered invocation, guest TCP.
+//! - [`error`]: start-up errors.
+//!
+//! `docs/architecture.md` follows one request through a shard.
+#![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod router;
+pub mod server;
+pub mod wasm;

@@ -1,0 +1,175 @@
+//! The `serverless-wasm` command: parse arguments, load the configuration,
+//! then either check it or serve it. Errors end here, as one message and a
+//! non-zero exit code.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serverless_wasm::config::{self, Config, HandlerSpec, InstancePolicy};
+use serverless_wasm::server::{self, Shared};
+
+/// Runs sandboxed WebAssembly request handlers, one pinned shard per CPU.
+#[derive(Parser)]
+#[command(
+    name = "serverless-wasm",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server (the default when no command is given).
+    Serve(ServeArgs),
+    /// Parse and validate the configuration, load and link every guest,
+    /// print a summary; exit non-zero on any problem.
+    Check(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The TOML configuration file.
+    config: Option<PathBuf>,
+    /// Number of shards (executors); default: one per available CPU.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// CPUs to pin shards to, e.g. "0,2" or "0-3"; shard i runs on the
+    /// i-th CPU of the list (wrapping around).
+    #[arg(long, value_parser = parse_cpu_list)]
+    cpus: Option<Vec<usize>>,
+}
+
+fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let number = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{s:?} is not a CPU number"))
+        };
+        match part.split_once('-') {
+            Some((from, to)) => {
+                let (from, to) = (number(from)?, number(to)?);
+                if from > to {
+                    return Err(format!("empty CPU range {part:?}"));
+                }
+                cpus.extend(from..=to);
+            }
+            None => cpus.push(number(part)?),
+        }
+    }
+    if cpus.is_empty() {
+        return Err("the CPU list is empty".into());
+    }
+    Ok(cpus)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let (args, check_only) = match cli.command {
+        Some(Command::Check(args)) => (args, true),
+        Some(Command::Serve(args)) => (args, false),
+        None => (cli.serve, false),
+    };
+    let Some(config_path) = args.config.clone() else {
+        eprintln!(
+            "error: no configuration file given\n\nUsage: serverless-wasm [check] <CONFIG> [--shards N] [--cpus LIST]"
+        );
+        return ExitCode::from(2);
+    };
+    match run(&config_path, &args, check_only) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn run(config_path: &std::path::Path, args: &ServeArgs, check_only: bool) -> anyhow::Result<()> {
+    let config = config::load(config_path)?;
+    let cpus = args.cpus.as_deref().or(config.server.cpus.as_deref());
+    let placement = server::plan_shards(args.shards.or(config.server.shards), cpus)?;
+    let shared = server::prepare(config, placement.len())?;
+    if check_only {
+        print_summary(&shared, &placement);
+        return Ok(());
+    }
+    server::run(shared, placement)?;
+    Ok(())
+}
+
+fn print_summary(shared: &Shared, placement: &[usize]) {
+    let config: &Config = &shared.config;
+    println!("{}: OK", config.source.display());
+    println!(
+        "listen_address {}, {} shard(s) on CPUs {:?}",
+        config.listen_address,
+        placement.len(),
+        placement
+    );
+    println!("{} route(s):", config.routes.len());
+    for (route, guest) in config.routes.iter().zip(&shared.guests) {
+        match (&route.handler, guest) {
+            (HandlerSpec::Static(s), _) => {
+                println!(
+                    "  {:<28} static  status {}, {} bytes, {}",
+                    route.label(),
+                    s.status,
+                    s.body.len(),
+                    s.content_type
+                );
+            }
+            (HandlerSpec::Wasm(w), Some(guest)) => {
+                let instance = match w.limits.instance {
+                    InstancePolicy::Fresh => "fresh".to_string(),
+                    InstancePolicy::Reuse { max_requests } => {
+                        format!("reuse (max {max_requests} requests)")
+                    }
+                };
+                println!(
+                    "  {:<28} wasm    {} export {:?}: {}; instance {}, fuel {}, memory {} KiB, timeout {} ms, outbound {}",
+                    route.label(),
+                    w.file.display(),
+                    w.function,
+                    guest.kind(),
+                    instance,
+                    w.limits.fuel,
+                    w.limits.memory_limit >> 10,
+                    w.limits.timeout.as_millis(),
+                    if w.outbound.allowed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        w.outbound
+                            .allowed
+                            .iter()
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    }
+                );
+            }
+            (HandlerSpec::Wasm(_), None) => {
+                println!("  {:<28} wasm    (not loaded)", route.label())
+            }
+        }
+    }
+}

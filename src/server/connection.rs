@@ -1,0 +1,270 @@
+//! One client connection: read, decode every complete request in what was
+//! read, answer each in order into one output buffer, write it with one
+//! syscall, repeat. Pipelined requests therefore cost one read and one
+//! write per batch, not per request.
+//!
+//! Timeouts: an idle connection closes after `keepalive`; a request's head
+//! must arrive within `header` of its first byte and its body within `body`
+//! of its head, else 408 and close; a client that stops reading while we
+//! write is dropped after `write`. Reading stops while a batch is being
+//! answered, so a client that pipelines without reading fills its own
+//! socket buffers, not our memory.
+
+use std::io;
+use std::time::Instant;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use super::shard::{Handler, Shard, ShardStats};
+use crate::http::decode::Phase;
+use crate::http::encode::{ResponseMeta, announces_keep_alive};
+use crate::http::{self, Decoded, Decoder, FramingLimits, HttpError, Request, Response};
+use crate::router::Lookup;
+
+/// Write out pending responses once this much has accumulated, even in the
+/// middle of a batch, so a flood of pipelined requests with large answers
+/// cannot grow the output buffer without bound.
+const FLUSH_AT: usize = 256 << 10;
+
+pub async fn serve(shard: &Shard, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(shard.shared.config.server.timeouts.write));
+    let server = &shard.shared.config.server;
+    let limits = FramingLimits {
+        max_body: shard.shared.max_body,
+        ..server.framing
+    };
+    let read_buffer = server.read_buffer_bytes.max(server.framing.max_head + 1);
+    let mut connection = Connection {
+        shard,
+        stream,
+        input: vec![0; read_buffer],
+        start: 0,
+        end: 0,
+        output: Vec::with_capacity(read_buffer),
+        decoder: Decoder::new(limits),
+        request: Request::default(),
+        deadline: None,
+    };
+    if let Err(e) = connection.run().await {
+        tracing::debug!(shard = shard.id, "connection ended: {e}");
+    }
+}
+
+struct Connection<'a> {
+    shard: &'a Shard,
+    stream: TcpStream,
+    /// Read buffer; bytes `start..end` are received but not yet decoded.
+    input: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Responses not yet written.
+    output: Vec<u8>,
+    decoder: Decoder,
+    request: Request,
+    /// When the request being received must be complete (`None` between
+    /// requests).
+    deadline: Option<Instant>,
+}
+
+/// Whether the connection stays open after a response.
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+impl Connection<'_> {
+    async fn run(&mut self) -> io::Result<()> {
+        let timeouts = self.shard.shared.config.server.timeouts;
+        loop {
+            if let Next::Close = self.answer_buffered().await? {
+                return self.flush().await;
+            }
+            self.flush().await?;
+            self.compact();
+
+            // Which timeout applies to the next read?
+            let now = Instant::now();
+            let (deadline, idle) = match (self.deadline, self.decoder.phase()) {
+                (None, _) if self.start == self.end => (now + timeouts.keepalive, true),
+                (None, Phase::Head) => (*self.deadline.insert(now + timeouts.header), false),
+                (None, Phase::Body) => (*self.deadline.insert(now + timeouts.body), false),
+                (Some(deadline), _) => (deadline, false),
+            };
+            let remaining = deadline.saturating_duration_since(now);
+            let read = if remaining.is_zero() {
+                Err(io::ErrorKind::TimedOut.into())
+            } else {
+                let _ = self.stream.set_read_timeout(Some(remaining));
+                self.stream.read(&mut self.input[self.end..]).await
+            };
+            match read {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    self.end += n;
+                    if self.deadline.is_none() {
+                        // The first bytes of a request: its head is due.
+                        self.deadline = Some(Instant::now() + timeouts.header);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && idle => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    self.protocol_error(HttpError::Timeout);
+                    return self.flush().await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Decodes and answers every complete request in the buffer.
+    async fn answer_buffered(&mut self) -> io::Result<Next> {
+        loop {
+            let phase_before = self.decoder.phase();
+            let decoded = self
+                .decoder
+                .decode(&self.input[self.start..self.end], &mut self.request);
+            match decoded {
+                Err(e) => {
+                    self.protocol_error(e);
+                    return Ok(Next::Close);
+                }
+                Ok((used, Decoded::Incomplete)) => {
+                    self.start += used;
+                    if phase_before == Phase::Head && self.decoder.phase() == Phase::Body {
+                        // The head is in: the body has its own budget.
+                        self.deadline =
+                            Some(Instant::now() + self.shard.shared.config.server.timeouts.body);
+                    }
+                    if self.decoder.take_continue() {
+                        self.output.extend_from_slice(http::answers::CONTINUE);
+                    }
+                    return Ok(Next::KeepAlive);
+                }
+                Ok((used, Decoded::Complete)) => {
+                    self.start += used;
+                    self.deadline = None;
+                    self.shard.request_started();
+                    let next = self.respond().await;
+                    self.shard.request_finished();
+                    if let Next::Close = next {
+                        return Ok(Next::Close);
+                    }
+                    if self.output.len() >= FLUSH_AT {
+                        self.flush().await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Routes the complete request and appends its response.
+    async fn respond(&mut self) -> Next {
+        let shard = self.shard;
+        let keep_alive = self.request.keep_alive && !shard.draining();
+        let (route, head_only) = match shard
+            .shared
+            .routes
+            .lookup(self.request.method(), self.request.path())
+        {
+            Lookup::Found { route, head_only } => (route, head_only),
+            Lookup::NotFound => {
+                self.write(&http::answers::canned(404), false, keep_alive);
+                return next(keep_alive);
+            }
+            Lookup::MethodNotAllowed { allow } => {
+                let answer = http::answers::method_not_allowed(allow);
+                self.write(&answer, false, keep_alive);
+                return next(keep_alive);
+            }
+        };
+        let spec = &shard.shared.config.routes[route];
+        if self.request.body.len() > spec.max_body_bytes {
+            tracing::info!(route = %spec.label(), limit = spec.max_body_bytes, "413: request body exceeds the route's max_body_bytes");
+            self.write(&http::answers::canned(413), false, keep_alive);
+            return next(keep_alive);
+        }
+        match &shard.handlers[route] {
+            Handler::Static(response) => self.write(response, head_only, keep_alive),
+            Handler::Wasm(pool) => {
+                let request = std::mem::take(&mut self.request);
+                let (request, result) = pool.handle(request).await;
+                self.request = request;
+                match result {
+                    Ok(response) => self.write(&response, head_only, keep_alive),
+                    Err(e) => self.write(&http::answers::canned(e.status()), head_only, keep_alive),
+                }
+            }
+        }
+        next(keep_alive)
+    }
+
+    fn write(&mut self, response: &Response, head_only: bool, keep_alive: bool) {
+        let date = self.shard.date.now();
+        let mut extra: [(&[u8], &[u8]); 2] = [(b"", b""); 2];
+        let mut count = 0;
+        if announces_keep_alive(self.request.version, keep_alive) {
+            extra[count] = (b"Connection", b"keep-alive");
+            count += 1;
+        }
+        if let Some(id) = &self.shard.shard_header {
+            extra[count] = (b"x-serverless-shard", id);
+            count += 1;
+        }
+        let meta = ResponseMeta {
+            date: &date,
+            head_only,
+            keep_alive,
+            extra_headers: &extra[..count],
+        };
+        http::write_response(&mut self.output, response, &meta);
+    }
+
+    /// Answers a request that could not be decoded; the connection closes.
+    fn protocol_error(&mut self, error: HttpError) {
+        ShardStats::bump(&self.shard.stats.protocol_errors);
+        let peer = self
+            .stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(
+            shard = self.shard.id,
+            peer,
+            status = error.status(),
+            "{error}"
+        );
+        let date = self.shard.date.now();
+        http::answers::write_http_error(&mut self.output, error, &date);
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.output.is_empty() {
+            let result = self.stream.write_all(&self.output).await;
+            self.output.clear();
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Moves undecoded bytes to the front so the next read has room.
+    fn compact(&mut self) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 {
+            self.input.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+}
+
+fn next(keep_alive: bool) -> Next {
+    if keep_alive {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    }
+}

@@ -1,0 +1,204 @@
+//! Start-up and the shards.
+//!
+//! [`prepare`] does all the expensive, fallible work once, on the main
+//! thread: compile and check every guest, build the route table. [`run`]
+//! binds one SO_REUSEPORT socket per shard, starts one pinned glommio
+//! executor per shard, waits until all are serving, and then waits for them
+//! to stop (SIGTERM/SIGINT drains them).
+//!
+//! - `listener`: binding the per-shard sockets.
+//! - `shard`: one executor's state and its accept loop.
+//! - `connection`: the HTTP/1.1 loop of one client connection.
+//! - `platform`: io_uring check, descriptor limit, CPU list.
+
+mod connection;
+mod listener;
+pub mod platform;
+mod shard;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::config::{Config, HandlerSpec};
+use crate::error::StartupError;
+use crate::router::RouteTable;
+use crate::wasm::{Guest, ModuleCache, Runtime};
+
+/// Everything shards share: read-only after [`prepare`].
+pub struct Shared {
+    pub config: Config,
+    pub routes: RouteTable,
+    /// Per route (same index as `config.routes`): its guest, if wasm.
+    pub guests: Vec<Option<Arc<Guest>>>,
+    pub runtime: Runtime,
+    /// The decoder's body limit: the largest any route accepts (routes with
+    /// smaller limits check after routing).
+    pub max_body: usize,
+}
+
+/// Compiles and checks everything the configuration names, for `shards`.
+pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
+    let runtime = Runtime::new(&config.server.engine, shards, &config.routes)
+        .map_err(|e| StartupError::Engine(format!("{e:#}")))?;
+    let mut guests = Vec::with_capacity(config.routes.len());
+    let mut cache = ModuleCache::default();
+    for route in &config.routes {
+        if let HandlerSpec::Wasm(spec) = &route.handler {
+            if spec.outbound.allowed_from_env && !spec.outbound.allowed.is_empty() {
+                let names: Vec<String> = spec
+                    .outbound
+                    .allowed
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect();
+                tracing::info!(route = %route.label(), "no allowed_outbound: allowing the backend address(es) in its env: {}", names.join(", "));
+            }
+        }
+        let guest = match &route.handler {
+            HandlerSpec::Static(_) => None,
+            HandlerSpec::Wasm(spec) => Some(
+                runtime
+                    .load(&route.label(), spec, &mut cache)
+                    .map_err(|source| StartupError::Guest {
+                        path: config.source.clone(),
+                        at: spec.file_at,
+                        key: format!("applications[{}].file_path", route.index),
+                        route: route.label(),
+                        source,
+                    })?,
+            ),
+        };
+        guests.push(guest);
+    }
+    let max_body = config
+        .routes
+        .iter()
+        .map(|r| r.max_body_bytes)
+        .max()
+        .unwrap_or(0)
+        .max(config.server.framing.max_body);
+    Ok(Shared {
+        routes: RouteTable::build(&config.routes),
+        config,
+        guests,
+        runtime,
+        max_body,
+    })
+}
+
+/// Which CPU each shard is pinned to.
+pub fn plan_shards(
+    requested_shards: Option<usize>,
+    requested_cpus: Option<&[usize]>,
+) -> Result<Vec<usize>, StartupError> {
+    let available = platform::available_cpus();
+    let cpus: Vec<usize> = match requested_cpus {
+        Some(list) => {
+            if let Some(missing) = list.iter().find(|c| !available.contains(c)) {
+                return Err(StartupError::Cpus(format!(
+                    "CPU {missing} is not available to this process (available: {available:?})"
+                )));
+            }
+            list.to_vec()
+        }
+        None => available,
+    };
+    let shards = requested_shards.unwrap_or(cpus.len()).max(1);
+    if shards > cpus.len() {
+        tracing::warn!(
+            shards,
+            cpus = cpus.len(),
+            "more shards than CPUs: some shards share a CPU"
+        );
+    }
+    Ok((0..shards).map(|i| cpus[i % cpus.len()]).collect())
+}
+
+/// Runs the server until a stop signal and a drain. `on_listening` is
+/// called with the bound address once every shard serves.
+pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
+    platform::check_io_uring().map_err(StartupError::IoUring)?;
+    let fd_limit = platform::raise_fd_limit();
+    let server = &shared.config.server;
+    let wanted_fds = (placement.len() * server.max_connections_per_shard) as u64;
+    if fd_limit < wanted_fds {
+        tracing::warn!(
+            fd_limit,
+            wanted_fds,
+            "the open-files limit is lower than shards × max_connections_per_shard; accept will back off when it is reached"
+        );
+    }
+    let (bound, sockets) = listener::bind_all(
+        shared.config.listen_address,
+        placement.len(),
+        server.listen_backlog,
+    )
+    .map_err(|source| StartupError::Bind {
+        addr: shared.config.listen_address,
+        source,
+    })?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    // SIGTERM/SIGINT start a drain; a second one exits at once.
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
+            .map_err(StartupError::Signals)?;
+        signal_hook::flag::register(signal, stop.clone()).map_err(StartupError::Signals)?;
+    }
+
+    let shared = Arc::new(shared);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let mut handles = Vec::with_capacity(placement.len());
+    for (id, (cpu, socket)) in placement.iter().copied().zip(sockets).enumerate() {
+        let start = shard::ShardStart {
+            id,
+            cpu,
+            shared: shared.clone(),
+            socket,
+            ready: ready_tx.clone(),
+            stop: stop.clone(),
+        };
+        handles.push(shard::spawn(start).map_err(|e| StartupError::Shard { id, message: e })?);
+    }
+    drop(ready_tx);
+
+    let mut failure = None;
+    for _ in 0..handles.len() {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => {
+                failure.get_or_insert(message);
+            }
+            Err(_) => {
+                failure.get_or_insert_with(|| "a shard exited during start-up".to_string());
+                break;
+            }
+        }
+    }
+    if let Some(message) = failure {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        join_all(handles);
+        return Err(StartupError::Shard { id: 0, message });
+    }
+    log_listening(bound, placement.len());
+    join_all(handles);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn log_listening(bound: SocketAddr, shards: usize) {
+    tracing::info!(shards, "listening on {bound}");
+}
+
+fn join_all(handles: Vec<glommio::ExecutorJoinHandle<()>>) {
+    for handle in handles {
+        if let Err(e) = handle.join() {
+            tracing::error!("shard thread failed: {e}");
+        }
+    }
+}
+
+/// How often an idle shard checks the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);

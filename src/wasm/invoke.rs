@@ -1,0 +1,201 @@
+//! One request through one instance: refill fuel, call the entry function
+//! on the shard's executor under a deadline, and classify what happened.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Instant;
+
+use wasmtime::{Engine, Extern, Store, Trap, TypedFunc};
+
+use super::host::{HostState, HostTrap};
+use super::route::RouteContext;
+use super::{Guest, ModuleGuest};
+use crate::http::{Request, Response};
+
+/// Why a request to a wasm route got no response from its guest. Each maps
+/// to one status, in one place: [`InvokeError::status`].
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("route busy: {0}")]
+    Busy(&'static str),
+    #[error("cannot instantiate: {0}")]
+    Instantiate(String),
+    #[error("guest ran out of fuel")]
+    OutOfFuel,
+    #[error("guest exceeded its timeout")]
+    Timeout,
+    #[error("guest trapped: {0}")]
+    Trap(String),
+    #[error("invalid guest response: {0}")]
+    BadResponse(String),
+}
+
+impl InvokeError {
+    pub fn status(&self) -> u16 {
+        match self {
+            InvokeError::Busy(_) | InvokeError::OutOfFuel => 503,
+            InvokeError::Timeout => 504,
+            InvokeError::Instantiate(_) | InvokeError::Trap(_) | InvokeError::BadResponse(_) => 500,
+        }
+    }
+}
+
+/// An instantiated guest, ready for a request.
+pub struct Instance {
+    store: Store<HostState>,
+    entry: TypedFunc<(), ()>,
+    /// Requests served so far (reuse mode).
+    pub served: u64,
+}
+
+/// How a call ended, as far as the instance's future is concerned.
+pub enum Outcome {
+    /// The entry function returned; the instance is still sound.
+    Returned(Result<Response, InvokeError>),
+    /// It trapped, ran out of fuel or time: never use the instance again.
+    Failed(InvokeError),
+}
+
+impl Instance {
+    pub async fn new(
+        engine: &Engine,
+        guest: &Guest,
+        route: &Rc<RouteContext>,
+    ) -> Result<Instance, InvokeError> {
+        let Guest::Module(ModuleGuest { pre, entry, memory }) = guest;
+        let mut store = Store::new(engine, HostState::new(route.clone(), false));
+        store.limiter(|state| &mut state.limits);
+        // A start function runs on this fuel.
+        store
+            .set_fuel(route.limits.fuel)
+            .map_err(|e| InvokeError::Instantiate(e.to_string()))?;
+        let instance = pre.instantiate_async(&mut store).await.map_err(|e| {
+            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                .is_some()
+            {
+                InvokeError::Busy(
+                    "no free instance slot on this shard (raise server.instance_slots_per_shard)",
+                )
+            } else {
+                InvokeError::Instantiate(format!("{e:#}"))
+            }
+        })?;
+        let entry = match instance.get_module_export(&mut store, entry) {
+            Some(Extern::Func(f)) => f
+                .typed::<(), ()>(&store)
+                .map_err(|e| InvokeError::Instantiate(e.to_string()))?,
+            _ => return Err(InvokeError::Instantiate("entry function missing".into())),
+        };
+        store.data_mut().memory = memory
+            .as_ref()
+            .and_then(|m| instance.get_module_export(&mut store, m))
+            .and_then(Extern::into_memory);
+        Ok(Instance {
+            store,
+            entry,
+            served: 0,
+        })
+    }
+
+    /// Runs the entry function for `request`. Returns the request (so the
+    /// connection keeps its buffers), the outcome and the fuel consumed.
+    pub async fn call(&mut self, request: Request, deadline: Instant) -> (Request, Outcome, u64) {
+        let state = self.store.data_mut();
+        state.reset();
+        state.request = Some(request);
+        let limits = state.route().limits;
+        let fuel_ready = self.store.set_fuel(limits.fuel).and_then(|()| {
+            self.store
+                .fuel_async_yield_interval(Some(limits.fuel_yield_interval))
+        });
+        let result = match fuel_ready {
+            Ok(()) => with_deadline(deadline, self.entry.call_async(&mut self.store, ())).await,
+            Err(e) => Ok(Err(e)),
+        };
+        let fuel_used = limits
+            .fuel
+            .saturating_sub(self.store.get_fuel().unwrap_or(0));
+        self.served += 1;
+        let state = self.store.data_mut();
+        let request = state.request.take().unwrap_or_default();
+        // Sockets belong to the request: close them whatever happened.
+        state.backends.close_all();
+        if state.log.dropped > 0 {
+            tracing::warn!(route = %state.route().label, dropped = state.log.dropped, "guest log limit (max_log_bytes) reached; messages dropped");
+        }
+        let outcome = match result {
+            Err(TimedOut) => Outcome::Failed(InvokeError::Timeout),
+            Ok(Err(e)) => Outcome::Failed(classify_trap(&e)),
+            Ok(Ok(())) => Outcome::Returned(finish_response(state)),
+        };
+        (request, outcome, fuel_used)
+    }
+}
+
+fn classify_trap(e: &wasmtime::Error) -> InvokeError {
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::OutOfFuel => InvokeError::OutOfFuel,
+            other => InvokeError::Trap(other.to_string()),
+        };
+    }
+    if let Some(host) = e.downcast_ref::<HostTrap>() {
+        return InvokeError::Trap(host.to_string());
+    }
+    InvokeError::Trap(e.to_string())
+}
+
+/// Turns what the guest built into a response, or the reason it cannot be.
+fn finish_response(state: &mut HostState) -> Result<Response, InvokeError> {
+    let built = &mut state.response;
+    if let Some(fault) = built.fault.take() {
+        return Err(InvokeError::BadResponse(fault));
+    }
+    if let Some(declared) = built.declared_length.take() {
+        let actual = built.body.len().to_string();
+        if declared != actual.as_bytes() {
+            tracing::warn!(
+                route = %state.route.label,
+                declared = %String::from_utf8_lossy(&declared),
+                actual = %actual,
+                "guest Content-Length disagrees with its body; sending the real length"
+            );
+        }
+    }
+    let built = &mut state.response;
+    Ok(Response {
+        status: built.status.unwrap_or(200),
+        reason: std::mem::take(&mut built.reason),
+        headers: std::mem::take(&mut built.headers),
+        body: std::mem::take(&mut built.body),
+    })
+}
+
+/// The deadline passed before the future finished.
+pub struct TimedOut;
+
+/// Polls `future` until it completes or `deadline` passes. The clock is
+/// checked on every poll (a computing guest comes back here at each fuel
+/// yield, so it cannot outrun its deadline by more than one yield interval)
+/// and a timer wakes the task if the guest is suspended on I/O.
+pub async fn with_deadline<F: Future>(deadline: Instant, future: F) -> Result<F::Output, TimedOut> {
+    let mut future = std::pin::pin!(future);
+    let mut timer: Option<glommio::timer::Timer> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Poll::Ready(Err(TimedOut));
+        }
+        let timer = timer.get_or_insert_with(|| glommio::timer::Timer::new(deadline - now));
+        match Pin::new(timer).poll(cx) {
+            Poll::Ready(_) => Poll::Ready(Err(TimedOut)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}

@@ -1,0 +1,157 @@
+//! A route's instances on one shard: bounded concurrency, a bounded wait
+//! queue, and the recycle policy (`fresh` or `reuse`).
+//!
+//! Accounting invariant: every request that gets a turn ends by either
+//! returning its instance to `ready` (reuse, after a clean return) or
+//! dropping it; a failed instance is never returned.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use glommio::sync::Semaphore;
+use wasmtime::Engine;
+
+use super::Guest;
+use super::invoke::{Instance, InvokeError, Outcome, with_deadline};
+use super::route::{RouteContext, RouteStats};
+use crate::config::{InstancePolicy, WasmSpec};
+use crate::http::{Request, Response};
+
+pub struct RoutePool {
+    engine: Engine,
+    guest: Arc<Guest>,
+    context: Rc<RouteContext>,
+    /// Instantiated and waiting for a request: prepared ahead (fresh mode)
+    /// or returned after a clean request (reuse mode).
+    ready: RefCell<Vec<Instance>>,
+    /// Turns to run: `max_concurrency` of them.
+    turns: Semaphore,
+    /// Requests waiting for a turn; bounded by `max_queue`.
+    waiting: Cell<usize>,
+}
+
+impl RoutePool {
+    pub fn new(engine: &Engine, guest: Arc<Guest>, label: String, spec: &WasmSpec) -> RoutePool {
+        RoutePool {
+            engine: engine.clone(),
+            guest,
+            turns: Semaphore::new(spec.limits.max_concurrency as u64),
+            context: Rc::new(RouteContext::new(label, spec)),
+            ready: RefCell::new(Vec::new()),
+            waiting: Cell::new(0),
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        &self.context.label
+    }
+
+    pub fn stats(&self) -> &RouteStats {
+        &self.context.stats
+    }
+
+    /// Prepares `warm_instances` instances, so the first requests do not
+    /// pay for instantiation. Called once when the shard starts.
+    pub async fn warm_up(&self) {
+        for _ in 0..self.context.limits.warm_instances {
+            match Instance::new(&self.engine, &self.guest, &self.context).await {
+                Ok(instance) => self.ready.borrow_mut().push(instance),
+                Err(e) => {
+                    tracing::warn!(route = %self.context.label, "cannot prepare a warm instance: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Serves one request. Always gives the request back, so the connection
+    /// keeps its buffers.
+    pub async fn handle(&self, request: Request) -> (Request, Result<Response, InvokeError>) {
+        let limits = &self.context.limits;
+        let started = Instant::now();
+        let deadline = started + limits.timeout;
+        let stats = &self.context.stats;
+        RouteStats::bump(&stats.requests, 1);
+
+        let _turn = match self.turns.try_acquire_permit(1) {
+            Ok(permit) => permit,
+            Err(_) if self.waiting.get() >= limits.max_queue => {
+                RouteStats::bump(&stats.rejected, 1);
+                return (
+                    request,
+                    Err(self.log_failure(
+                        InvokeError::Busy("max_concurrency reached and queue full"),
+                        0,
+                    )),
+                );
+            }
+            Err(_) => {
+                self.waiting.set(self.waiting.get() + 1);
+                let permit = with_deadline(deadline, self.turns.acquire_permit(1)).await;
+                self.waiting.set(self.waiting.get() - 1);
+                match permit {
+                    Ok(Ok(permit)) => permit,
+                    _ => {
+                        RouteStats::bump(&stats.rejected, 1);
+                        return (
+                            request,
+                            Err(self.log_failure(
+                                InvokeError::Busy("no turn before the route timeout"),
+                                0,
+                            )),
+                        );
+                    }
+                }
+            }
+        };
+
+        let ready = self.ready.borrow_mut().pop();
+        let mut instance = match ready {
+            Some(instance) => instance,
+            None => match Instance::new(&self.engine, &self.guest, &self.context).await {
+                Ok(instance) => {
+                    RouteStats::bump(&stats.instances_created, 1);
+                    instance
+                }
+                Err(e) => return (request, Err(self.log_failure(e, 0))),
+            },
+        };
+
+        let (request, outcome, fuel_used) = instance.call(request, deadline).await;
+        RouteStats::bump(&stats.fuel_used, fuel_used);
+        let result = match outcome {
+            Outcome::Returned(result) => {
+                self.recycle(instance);
+                result.map_err(|e| self.log_failure(e, fuel_used))
+            }
+            Outcome::Failed(e) => {
+                match e {
+                    InvokeError::OutOfFuel => RouteStats::bump(&stats.out_of_fuel, 1),
+                    InvokeError::Timeout => RouteStats::bump(&stats.timeouts, 1),
+                    _ => RouteStats::bump(&stats.traps, 1),
+                }
+                Err(self.log_failure(e, fuel_used))
+            }
+        };
+        (request, result)
+    }
+
+    /// After a clean return: a reused instance goes back to `ready` until it
+    /// has served its quota; a fresh one is dropped (its slot is reset for
+    /// the next instantiation).
+    fn recycle(&self, instance: Instance) {
+        if let InstancePolicy::Reuse { max_requests } = self.context.limits.instance {
+            let mut ready = self.ready.borrow_mut();
+            if instance.served < max_requests && ready.len() < self.context.limits.max_concurrency {
+                ready.push(instance);
+            }
+        }
+    }
+
+    fn log_failure(&self, error: InvokeError, fuel_used: u64) -> InvokeError {
+        tracing::warn!(route = %self.context.label, status = error.status(), fuel_used, "{error}");
+        error
+    }
+}
