@@ -12,14 +12,8 @@ use crate::wasm::LoadError;
 pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{path}:{line}:{column}: {key}: route {route}: {source}", path = path.display(), line = at.line, column = at.column)]
-    Guest {
-        path: PathBuf,
-        at: Location,
-        key: String,
-        route: String,
-        source: LoadError,
-    },
+    #[error(transparent)]
+    Guest(Box<GuestError>),
     #[error("cannot create the wasm engine: {0}")]
     Engine(String),
     #[error("{0}")]
@@ -27,12 +21,20 @@ pub enum StartupError {
     #[error("cannot start: {0}")]
     IoUring(String),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("shard {id} failed: {message}")]
     Shard { id: usize, message: String },
+}
+
+/// A route's guest cannot be loaded; located at the route's `file_path`.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}:{column}: {key}: route {route}: {source}", path = path.display(), line = at.line, column = at.column)]
+pub struct GuestError {
+    pub path: PathBuf,
+    pub at: Location,
+    pub key: String,
+    pub route: String,
+    pub source: LoadError,
 }

@@ -12,11 +12,7 @@ use serverless_wasm::server::{self, Shared};
 
 /// Runs sandboxed WebAssembly request handlers, one pinned shard per CPU.
 #[derive(Parser)]
-#[command(
-    name = "serverless-wasm",
-    version,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "serverless-wasm", version, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -41,11 +41,7 @@ impl PathRoutes {
             methods.push(Method::Head);
         }
         methods.sort();
-        self.allow = methods
-            .iter()
-            .map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+        self.allow = methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
     }
 
     fn find(&self, method: Method) -> Lookup<'_> {
@@ -55,15 +51,13 @@ impl PathRoutes {
                 route: *route,
                 head_only: method == Method::Head,
             },
-            None if method == Method::Head => {
-                match self.by_method.iter().find(|(m, _)| *m == Method::Get) {
-                    Some((_, route)) => Lookup::Found {
-                        route: *route,
-                        head_only: true,
-                    },
-                    None => Lookup::MethodNotAllowed { allow: &self.allow },
-                }
-            }
+            None if method == Method::Head => match self.by_method.iter().find(|(m, _)| *m == Method::Get) {
+                Some((_, route)) => Lookup::Found {
+                    route: *route,
+                    head_only: true,
+                },
+                None => Lookup::MethodNotAllowed { allow: &self.allow },
+            },
             None => Lookup::MethodNotAllowed { allow: &self.allow },
         }
     }
@@ -103,7 +97,9 @@ impl RouteTable {
                 }
             }
         }
-        table.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        table
+            .prefixes
+            .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         table
     }
 

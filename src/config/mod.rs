@@ -210,10 +210,7 @@ impl Endpoint {
         let (host, port) = text
             .rsplit_once(':')
             .ok_or_else(|| format!("{text:?} is not host:port"))?;
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
         let port: u16 = port
             .parse()
             .ok()
@@ -225,9 +222,7 @@ impl Endpoint {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
         if !host_ok {
-            return Err(format!(
-                "{text:?}: invalid host (wildcards are not supported)"
-            ));
+            return Err(format!("{text:?}: invalid host (wildcards are not supported)"));
         }
         Ok(Endpoint {
             host: host.to_ascii_lowercase(),
@@ -250,10 +245,7 @@ impl fmt::Display for Endpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}:{column}: {key}: {message}", line = at.line, column = at.column)]
     At {
         path: PathBuf,
@@ -321,10 +313,7 @@ impl Ctx<'_> {
     fn locate(&self, offset: usize) -> Location {
         let before = &self.text[..offset.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
-        let column = before
-            .rfind('\n')
-            .map_or(before.len(), |nl| before.len() - nl - 1)
-            + 1;
+        let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
         Location { line, column }
     }
 
@@ -346,10 +335,7 @@ impl Ctx<'_> {
     }
 }
 
-fn resolve_listen_address(
-    ctx: &Ctx<'_>,
-    addr: &Spanned<String>,
-) -> Result<SocketAddr, ConfigError> {
+fn resolve_listen_address(ctx: &Ctx<'_>, addr: &Spanned<String>) -> Result<SocketAddr, ConfigError> {
     let mut resolved = addr.get_ref().to_socket_addrs().map_err(|e| {
         ctx.error(
             addr,
@@ -381,10 +367,7 @@ fn bounded<T: Copy + PartialOrd + fmt::Display>(
         Some(v) => Err(ctx.error(
             v,
             key,
-            format!(
-                "{} is out of range: must be from {min} to {max}",
-                v.get_ref()
-            ),
+            format!("{} is out of range: must be from {min} to {max}", v.get_ref()),
         )),
     }
 }
@@ -397,9 +380,7 @@ fn bounded_size(
     min: usize,
     max: usize,
 ) -> Result<usize, ConfigError> {
-    let as_u64 = value
-        .as_ref()
-        .map(|v| Spanned::new(v.span(), v.get_ref().0));
+    let as_u64 = value.as_ref().map(|v| Spanned::new(v.span(), v.get_ref().0));
     bounded(ctx, &as_u64, key, default as u64, min as u64, max as u64).map(|v| v as usize)
 }
 
@@ -410,15 +391,7 @@ fn millis(
     default: Duration,
     max: Duration,
 ) -> Result<Duration, ConfigError> {
-    bounded(
-        ctx,
-        value,
-        key,
-        default.as_millis() as u64,
-        1,
-        max.as_millis() as u64,
-    )
-    .map(Duration::from_millis)
+    bounded(ctx, value, key, default.as_millis() as u64, 1, max.as_millis() as u64).map(Duration::from_millis)
 }
 
 fn server_config(ctx: &Ctx<'_>, raw: &raw::RawServer) -> Result<ServerConfig, ConfigError> {
@@ -451,10 +424,7 @@ fn server_config(ctx: &Ctx<'_>, raw: &raw::RawServer) -> Result<ServerConfig, Co
         1 << 20,
     )?;
     if max_head < max_request_line {
-        let at = raw
-            .max_header_bytes
-            .as_ref()
-            .or(raw.max_request_line_bytes.as_ref());
+        let at = raw.max_header_bytes.as_ref().or(raw.max_request_line_bytes.as_ref());
         let at = at.map(|s| ctx.at(s)).unwrap_or_default();
         return Err(ctx.error_at(
             at,
@@ -605,8 +575,7 @@ fn route_spec(
             ),
         )
     })?;
-    let path = parse_route_path(app.url_path.get_ref())
-        .map_err(|m| ctx.error(&app.url_path, &key("url_path"), m))?;
+    let path = parse_route_path(app.url_path.get_ref()).map_err(|m| ctx.error(&app.url_path, &key("url_path"), m))?;
     let max_body_bytes = bounded_size(
         ctx,
         &app.max_body_bytes,
@@ -641,7 +610,11 @@ fn route_spec(
                 ("content_type", app.content_type.as_ref().map(|s| s.span())),
             ] {
                 if let Some(span) = present {
-                    return Err(ctx.error_at(ctx.locate(span.start), &key(name), format!("{name} applies to static_body routes; a wasm route sets its own status and headers")));
+                    return Err(ctx.error_at(
+                        ctx.locate(span.start),
+                        &key(name),
+                        format!("{name} applies to static_body routes; a wasm route sets its own status and headers"),
+                    ));
                 }
             }
             HandlerSpec::Wasm(Box::new(wasm_spec(ctx, index, app, file)?))
@@ -658,20 +631,14 @@ fn route_spec(
 }
 
 fn parse_method(text: &str) -> Option<Method> {
-    Method::ROUTABLE
-        .iter()
-        .copied()
-        .find(|m| m.as_str() == text)
+    Method::ROUTABLE.iter().copied().find(|m| m.as_str() == text)
 }
 
 fn parse_route_path(text: &str) -> Result<RoutePath, String> {
     if !text.starts_with('/') {
         return Err(format!("{text:?} must start with '/'"));
     }
-    if text
-        .bytes()
-        .any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#')
-    {
+    if text.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#') {
         return Err(format!(
             "{text:?} must not contain spaces, control characters, '?' or '#'"
         ));
@@ -701,9 +668,7 @@ fn static_spec(
     )?;
     let content_type = match &app.content_type {
         None => DEFAULT_STATIC_CONTENT_TYPE.to_string(),
-        Some(ct)
-            if crate::http::is_field_value(ct.get_ref().as_bytes()) && !ct.get_ref().is_empty() =>
-        {
+        Some(ct) if crate::http::is_field_value(ct.get_ref().as_bytes()) && !ct.get_ref().is_empty() => {
             ct.get_ref().clone()
         }
         Some(ct) => {
@@ -722,11 +687,7 @@ fn static_spec(
 }
 
 /// A static route with wasm-only keys is a mistake worth reporting.
-fn reject_wasm_keys(
-    ctx: &Ctx<'_>,
-    index: usize,
-    app: &raw::RawApplication,
-) -> Result<(), ConfigError> {
+fn reject_wasm_keys(ctx: &Ctx<'_>, index: usize, app: &raw::RawApplication) -> Result<(), ConfigError> {
     let spans = [
         ("function", app.function.as_ref().map(|v| v.span())),
         ("env", app.env.as_ref().map(|v| v.span())),
@@ -741,56 +702,29 @@ fn reject_wasm_keys(
             "table_elements_limit",
             app.table_elements_limit.as_ref().map(|v| v.span()),
         ),
-        (
-            "max_response_bytes",
-            app.max_response_bytes.as_ref().map(|v| v.span()),
-        ),
-        (
-            "max_log_bytes",
-            app.max_log_bytes.as_ref().map(|v| v.span()),
-        ),
+        ("max_response_bytes", app.max_response_bytes.as_ref().map(|v| v.span())),
+        ("max_log_bytes", app.max_log_bytes.as_ref().map(|v| v.span())),
         ("instance", app.instance.as_ref().map(|v| v.span())),
         (
             "max_requests_per_instance",
             app.max_requests_per_instance.as_ref().map(|v| v.span()),
         ),
-        (
-            "max_concurrency",
-            app.max_concurrency.as_ref().map(|v| v.span()),
-        ),
+        ("max_concurrency", app.max_concurrency.as_ref().map(|v| v.span())),
         ("max_queue", app.max_queue.as_ref().map(|v| v.span())),
-        (
-            "warm_instances",
-            app.warm_instances.as_ref().map(|v| v.span()),
-        ),
+        ("warm_instances", app.warm_instances.as_ref().map(|v| v.span())),
         (
             "allowed_outbound",
-            app.allowed_outbound
-                .as_ref()
-                .and_then(|v| v.first())
-                .map(|v| v.span()),
+            app.allowed_outbound.as_ref().and_then(|v| v.first()).map(|v| v.span()),
         ),
-        (
-            "connect_timeout_ms",
-            app.connect_timeout_ms.as_ref().map(|v| v.span()),
-        ),
-        (
-            "io_timeout_ms",
-            app.io_timeout_ms.as_ref().map(|v| v.span()),
-        ),
+        ("connect_timeout_ms", app.connect_timeout_ms.as_ref().map(|v| v.span())),
+        ("io_timeout_ms", app.io_timeout_ms.as_ref().map(|v| v.span())),
         (
             "max_backend_connections",
             app.max_backend_connections.as_ref().map(|v| v.span()),
         ),
-        (
-            "max_backend_bytes",
-            app.max_backend_bytes.as_ref().map(|v| v.span()),
-        ),
+        ("max_backend_bytes", app.max_backend_bytes.as_ref().map(|v| v.span())),
     ];
-    match spans
-        .into_iter()
-        .find_map(|(name, span)| span.map(|s| (name, s)))
-    {
+    match spans.into_iter().find_map(|(name, span)| span.map(|s| (name, s))) {
         None => Ok(()),
         Some((name, span)) => Err(ctx.error_at(
             ctx.locate(span.start),
@@ -807,8 +741,7 @@ fn wasm_spec(
     file: &Spanned<String>,
 ) -> Result<WasmSpec, ConfigError> {
     let key = |name: &str| format!("applications[{index}].{name}");
-    let resolved = resolve_file(ctx.path, file.get_ref())
-        .map_err(|m| ctx.error(file, &key("file_path"), m))?;
+    let resolved = resolve_file(ctx.path, file.get_ref()).map_err(|m| ctx.error(file, &key("file_path"), m))?;
     let function = app
         .function
         .as_ref()
@@ -902,14 +835,7 @@ fn wasm_spec(
             1,
             100_000,
         )?,
-        max_queue: bounded(
-            ctx,
-            &app.max_queue,
-            &key("max_queue"),
-            DEFAULT_MAX_QUEUE,
-            0,
-            1_000_000,
-        )?,
+        max_queue: bounded(ctx, &app.max_queue, &key("max_queue"), DEFAULT_MAX_QUEUE, 0, 1_000_000)?,
         warm_instances: bounded(
             ctx,
             &app.warm_instances,
@@ -919,17 +845,10 @@ fn wasm_spec(
             10_000,
         )?,
     };
-    let env = app
-        .env
-        .as_ref()
-        .map(|e| e.get_ref().clone())
-        .unwrap_or_default();
+    let env = app.env.as_ref().map(|e| e.get_ref().clone()).unwrap_or_default();
     let mut allowed = Vec::new();
     for entry in app.allowed_outbound.iter().flatten() {
-        allowed.push(
-            Endpoint::parse(entry.get_ref())
-                .map_err(|m| ctx.error(entry, &key("allowed_outbound"), m))?,
-        );
+        allowed.push(Endpoint::parse(entry.get_ref()).map_err(|m| ctx.error(entry, &key("allowed_outbound"), m))?);
     }
     let allowed_from_env = app.allowed_outbound.is_none();
     if allowed_from_env {
@@ -972,11 +891,7 @@ fn wasm_spec(
     Ok(WasmSpec {
         file: resolved,
         file_at: ctx.at(file),
-        function_at: app
-            .function
-            .as_ref()
-            .map(|f| ctx.at(f))
-            .unwrap_or_else(|| ctx.at(file)),
+        function_at: app.function.as_ref().map(|f| ctx.at(f)).unwrap_or_else(|| ctx.at(file)),
         function,
         env,
         limits,
@@ -1004,10 +919,7 @@ fn resolve_file(config_path: &Path, file: &str) -> Result<PathBuf, String> {
         }
     }
     let tried: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
-    Err(format!(
-        "wasm file {file:?} not found; tried {}",
-        tried.join(", ")
-    ))
+    Err(format!("wasm file {file:?} not found; tried {}", tried.join(", ")))
 }
 
 #[cfg(test)]

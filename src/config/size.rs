@@ -9,13 +9,11 @@ pub struct ByteSize(pub u64);
 impl ByteSize {
     pub fn parse(text: &str) -> Result<ByteSize, String> {
         let text = text.trim();
-        let digits_end = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
+        let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
         let (number, unit) = text.split_at(digits_end);
-        let number: u64 = number.parse().map_err(|_| {
-            format!("invalid size {text:?}: expected a number of bytes or e.g. \"16MiB\"")
-        })?;
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("invalid size {text:?}: expected a number of bytes or e.g. \"16MiB\""))?;
         let multiplier: u64 = match unit.trim() {
             "" | "B" => 1,
             "KiB" | "K" | "KB" | "k" | "kB" => 1 << 10,

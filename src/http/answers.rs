@@ -50,10 +50,7 @@ pub fn canned(status: u16) -> Response {
     Response {
         status,
         reason: Vec::new(),
-        headers: vec![(
-            b"Content-Type".to_vec(),
-            b"text/plain; charset=utf-8".to_vec(),
-        )],
+        headers: vec![(b"Content-Type".to_vec(), b"text/plain; charset=utf-8".to_vec())],
         body,
     }
 }
@@ -61,9 +58,7 @@ pub fn canned(status: u16) -> Response {
 /// `405 Method Not Allowed` with the `Allow` header RFC 9110 §15.5.6 requires.
 pub fn method_not_allowed(allow: &str) -> Response {
     let mut response = canned(405);
-    response
-        .headers
-        .push((b"Allow".to_vec(), allow.as_bytes().to_vec()));
+    response.headers.push((b"Allow".to_vec(), allow.as_bytes().to_vec()));
     response
 }
 

@@ -23,10 +23,7 @@ impl DateCache {
     /// The date for now, as the 29 bytes of an IMF-fixdate.
     pub fn now(&self) -> [u8; 29] {
         let now = SystemTime::now();
-        let second = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let second = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         if second != self.second.get() {
             let formatted = httpdate::fmt_http_date(now);
             let mut text = self.text.borrow_mut();

@@ -199,11 +199,7 @@ fn leading_blank_lines(buf: &[u8]) -> usize {
 /// Finds the end of the head (just past the blank line), checking line
 /// endings as it goes. `scanned` remembers how far earlier calls got, so a
 /// head trickling in one byte at a time is scanned once, not once per byte.
-fn find_head_end(
-    buf: &[u8],
-    scanned: &mut usize,
-    limits: &FramingLimits,
-) -> Result<Option<usize>, HttpError> {
+fn find_head_end(buf: &[u8], scanned: &mut usize, limits: &FramingLimits) -> Result<Option<usize>, HttpError> {
     let from = *scanned;
     for lf in memchr::memchr_iter(b'\n', &buf[from..]).map(|i| i + from) {
         if lf == 0 || buf[lf - 1] != b'\r' {
@@ -249,11 +245,7 @@ struct Framing {
 }
 
 /// Parses and validates a complete head, filling `req`.
-fn parse_head(
-    head: &[u8],
-    req: &mut Request,
-    limits: &FramingLimits,
-) -> Result<Framing, HttpError> {
+fn parse_head(head: &[u8], req: &mut Request, limits: &FramingLimits) -> Result<Framing, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     match parsed.parse(head) {
@@ -273,15 +265,10 @@ fn parse_head(
         Err(_) => return Err(HttpError::BadRequest("malformed request line")),
     }
     // Partial parses returned above, so all three are present.
-    let (Some(method), Some(target), Some(minor)) = (parsed.method, parsed.path, parsed.version)
-    else {
+    let (Some(method), Some(target), Some(minor)) = (parsed.method, parsed.path, parsed.version) else {
         return Err(HttpError::BadRequest("malformed request line"));
     };
-    let version = if minor == 0 {
-        Version::Http10
-    } else {
-        Version::Http11
-    };
+    let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
     let method_bytes = method.as_bytes();
     let method = Method::from_bytes(method_bytes);
 
@@ -306,10 +293,7 @@ fn parse_head(
         let value = h.value;
         let name_at = offset(name);
         let value_at = offset(value);
-        req.push_header(
-            name_at..name_at + name.len(),
-            value_at..value_at + value.len(),
-        );
+        req.push_header(name_at..name_at + name.len(), value_at..value_at + value.len());
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
         } else if name.eq_ignore_ascii_case(b"content-length") {
@@ -345,14 +329,10 @@ fn parse_head(
 
     let body = if transfer_encoding {
         if version == Version::Http10 {
-            return Err(HttpError::BadRequest(
-                "Transfer-Encoding in an HTTP/1.0 request",
-            ));
+            return Err(HttpError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
         }
         if content_length.is_some() {
-            return Err(HttpError::BadRequest(
-                "both Content-Length and Transfer-Encoding",
-            ));
+            return Err(HttpError::BadRequest("both Content-Length and Transfer-Encoding"));
         }
         codings.check()?;
         BodyFraming::Chunked
@@ -366,10 +346,7 @@ fn parse_head(
     };
     // RFC 9110 §10.1.1: no 100 Continue for HTTP/1.0 clients.
     let expect_continue = expect_continue && version == Version::Http11;
-    Ok(Framing {
-        body,
-        expect_continue,
-    })
+    Ok(Framing { body, expect_continue })
 }
 
 /// Reduces a request target to origin form (`/path?query`). The absolute
@@ -382,9 +359,8 @@ fn origin_form(target: &[u8], method: Method) -> Result<&[u8], HttpError> {
     if target == b"*" && method == Method::Options {
         return Ok(target);
     }
-    let lower_starts = |prefix: &[u8]| {
-        target.len() >= prefix.len() && target[..prefix.len()].eq_ignore_ascii_case(prefix)
-    };
+    let lower_starts =
+        |prefix: &[u8]| target.len() >= prefix.len() && target[..prefix.len()].eq_ignore_ascii_case(prefix);
     let after_scheme = if lower_starts(b"http://") {
         7
     } else if lower_starts(b"https://") {
@@ -403,9 +379,7 @@ fn origin_form(target: &[u8], method: Method) -> Result<&[u8], HttpError> {
         // `http://host` or `http://host?query`: the path is `/`, and a
         // query without a path is too odd to be worth a copy.
         None => Ok(b"/"),
-        Some(_) => Err(HttpError::BadRequest(
-            "absolute-form target with a query but no path",
-        )),
+        Some(_) => Err(HttpError::BadRequest("absolute-form target with a query but no path")),
     }
 }
 
@@ -447,15 +421,9 @@ impl Codings {
             // Parameters (`;q=…`) are not allowed on transfer codings we know.
             let is_chunked = coding.eq_ignore_ascii_case(b"chunked");
             let known = is_chunked
-                || [
-                    &b"gzip"[..],
-                    b"x-gzip",
-                    b"deflate",
-                    b"compress",
-                    b"x-compress",
-                ]
-                .iter()
-                .any(|k| coding.eq_ignore_ascii_case(k));
+                || [&b"gzip"[..], b"x-gzip", b"deflate", b"compress", b"x-compress"]
+                    .iter()
+                    .any(|k| coding.eq_ignore_ascii_case(k));
             self.count += 1;
             self.chunked_count += usize::from(is_chunked);
             self.last_is_chunked = is_chunked;
@@ -472,9 +440,7 @@ impl Codings {
             return Err(HttpError::NotImplemented("unknown transfer coding"));
         }
         if !self.last_is_chunked || self.chunked_count != 1 {
-            return Err(HttpError::BadRequest(
-                "chunked is not the final transfer coding",
-            ));
+            return Err(HttpError::BadRequest("chunked is not the final transfer coding"));
         }
         if self.count > 1 {
             return Err(HttpError::NotImplemented("compressed transfer coding"));
@@ -507,10 +473,7 @@ fn decode_chunked(
                 } else if *digits == 0 {
                     return Err(HttpError::BadRequest("invalid chunk size"));
                 } else if byte == b';' {
-                    *chunk = Chunk::Extension {
-                        size: *size,
-                        len: 0,
-                    };
+                    *chunk = Chunk::Extension { size: *size, len: 0 };
                 } else if byte == b'\r' {
                     *chunk = Chunk::SizeLf { size: *size };
                 } else {
@@ -611,7 +574,10 @@ mod tests {
 
     /// Decodes `input` fed in pieces of `step` bytes (the way reads split it),
     /// returning each complete request's (target, body) or the first error.
-    fn decode_all(input: &[u8], step: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, HttpError> {
+    /// Each decoded request's (target, body), or the first error.
+    type Decodes = Result<Vec<(Vec<u8>, Vec<u8>)>, HttpError>;
+
+    fn decode_all(input: &[u8], step: usize) -> Decodes {
         let mut decoder = Decoder::new(LIMITS);
         let mut req = Request::default();
         let mut buf = Vec::new();
@@ -630,7 +596,7 @@ mod tests {
         Ok(out)
     }
 
-    fn decode_whole_and_split(input: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, HttpError> {
+    fn decode_whole_and_split(input: &[u8]) -> Decodes {
         let whole = decode_all(input, input.len());
         for step in 1..8 {
             assert_eq!(decode_all(input, step), whole, "split every {step} bytes");
@@ -640,22 +606,14 @@ mod tests {
 
     #[test]
     fn simple_and_pipelined() {
-        let got = decode_whole_and_split(
-            b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b?q=1 HTTP/1.1\r\nHost: x\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(
-            got,
-            vec![(b"/a".to_vec(), vec![]), (b"/b?q=1".to_vec(), vec![])]
-        );
+        let got = decode_whole_and_split(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(got, vec![(b"/a".to_vec(), vec![]), (b"/b?q=1".to_vec(), vec![])]);
     }
 
     #[test]
     fn content_length_body() {
-        let got = decode_whole_and_split(
-            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
-        )
-        .unwrap();
+        let got = decode_whole_and_split(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello").unwrap();
         assert_eq!(got, vec![(b"/p".to_vec(), b"hello".to_vec())]);
     }
 
@@ -668,10 +626,7 @@ mod tests {
 
     #[test]
     fn absolute_form_becomes_origin_form() {
-        let got = decode_whole_and_split(
-            b"GET http://example.com/x?y HTTP/1.1\r\nHost: example.com\r\n\r\n",
-        )
-        .unwrap();
+        let got = decode_whole_and_split(b"GET http://example.com/x?y HTTP/1.1\r\nHost: example.com\r\n\r\n").unwrap();
         assert_eq!(got[0].0, b"/x?y");
     }
 
@@ -689,30 +644,93 @@ mod tests {
     fn smuggling_vectors_are_refused() {
         use HttpError::*;
         let cases: &[(&[u8], HttpError)] = &[
-            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", BadRequest("both Content-Length and Transfer-Encoding")),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", BadRequest("more than one Content-Length")),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\n", BadRequest("invalid Content-Length")),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\n", BadRequest("invalid Content-Length")),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n", NotImplemented("unknown transfer coding")),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", BadRequest("chunked is not the final transfer coding")),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", BadRequest("chunked is not the final transfer coding")),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: foo\r\n\r\n", NotImplemented("unknown transfer coding")),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", NotImplemented("compressed transfer coding")),
-            (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", BadRequest("Transfer-Encoding in an HTTP/1.0 request")),
-            (b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", BadRequest("invalid header name")),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                BadRequest("both Content-Length and Transfer-Encoding"),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+                BadRequest("more than one Content-Length"),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\n",
+                BadRequest("invalid Content-Length"),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\n",
+                BadRequest("invalid Content-Length"),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+                NotImplemented("unknown transfer coding"),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+                BadRequest("chunked is not the final transfer coding"),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                BadRequest("chunked is not the final transfer coding"),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: foo\r\n\r\n",
+                NotImplemented("unknown transfer coding"),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                NotImplemented("compressed transfer coding"),
+            ),
+            (
+                b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                BadRequest("Transfer-Encoding in an HTTP/1.0 request"),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+                BadRequest("invalid header name"),
+            ),
             (b"GET / HTTP/1.1\nHost: x\n\n", BadRequest("bare LF line ending")),
-            (b"GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n", BadRequest("bare LF line ending")),
-            (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n", BadRequest("invalid header value")),
-            (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", BadRequest("invalid header value")),
+            (
+                b"GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n",
+                BadRequest("bare LF line ending"),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n",
+                BadRequest("invalid header value"),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n",
+                BadRequest("invalid header value"),
+            ),
             (b"GET / HTTP/1.1\r\n\r\n", BadRequest("missing Host header")),
-            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", BadRequest("more than one Host header")),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                BadRequest("more than one Host header"),
+            ),
             (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", VersionNotSupported),
-            (b"GET / HTTP/1.1\r\nHost: x\r\nExpect: something\r\n\r\n", ExpectationFailed),
-            (b"CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n", BadRequest("request target is not in origin or absolute form")),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n", BadRequest("chunk size overflows")),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", BadRequest("invalid chunk size")),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n", BadRequest("chunk size line not ended by CRLF")),
-            (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd", BadRequest("chunk data not followed by CRLF")),
+            (
+                b"GET / HTTP/1.1\r\nHost: x\r\nExpect: something\r\n\r\n",
+                ExpectationFailed,
+            ),
+            (
+                b"CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+                BadRequest("request target is not in origin or absolute form"),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n",
+                BadRequest("chunk size overflows"),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                BadRequest("invalid chunk size"),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n",
+                BadRequest("chunk size line not ended by CRLF"),
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd",
+                BadRequest("chunk data not followed by CRLF"),
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(
@@ -729,18 +747,9 @@ mod tests {
         let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100));
         assert_eq!(error_of(long_uri.as_bytes()), HttpError::UriTooLong);
         let unterminated_uri = format!("GET /{}", "a".repeat(100));
-        assert_eq!(
-            decode_all(unterminated_uri.as_bytes(), 7),
-            Err(HttpError::UriTooLong)
-        );
-        let big_head = format!(
-            "GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
-            "b".repeat(300)
-        );
-        assert_eq!(
-            error_of(big_head.as_bytes()),
-            HttpError::HeaderFieldsTooLarge
-        );
+        assert_eq!(decode_all(unterminated_uri.as_bytes(), 7), Err(HttpError::UriTooLong));
+        let big_head = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "b".repeat(300));
+        assert_eq!(error_of(big_head.as_bytes()), HttpError::HeaderFieldsTooLarge);
         let many: String = (0..120).map(|i| format!("h{i}:v\r\n")).collect();
         let decoder_limits = FramingLimits {
             max_head: 4096,
@@ -757,12 +766,8 @@ mod tests {
             HttpError::ContentTooLarge
         );
         let chunked_big = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n";
-        assert!(
-            decode_all(chunked_big, 100).unwrap().is_empty(),
-            "64 bytes fit"
-        );
-        let chunked_too_big =
-            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n41\r\n";
+        assert!(decode_all(chunked_big, 100).unwrap().is_empty(), "64 bytes fit");
+        let chunked_too_big = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n41\r\n";
         assert_eq!(error_of(chunked_too_big), HttpError::ContentTooLarge);
     }
 
@@ -772,18 +777,12 @@ mod tests {
         let mut req = Request::default();
         let cases: &[(&[u8], bool)] = &[
             (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", true),
-            (
-                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                false,
-            ),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false),
             (b"GET / HTTP/1.0\r\n\r\n", false),
             (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true),
         ];
         for (input, keep) in cases {
-            assert_eq!(
-                d.decode(input, &mut req).unwrap(),
-                (input.len(), Decoded::Complete)
-            );
+            assert_eq!(d.decode(input, &mut req).unwrap(), (input.len(), Decoded::Complete));
             assert_eq!(req.keep_alive, *keep);
         }
     }
@@ -792,12 +791,8 @@ mod tests {
     fn expect_continue_is_reported_once() {
         let mut d = Decoder::new(LIMITS);
         let mut req = Request::default();
-        let head =
-            b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
-        assert_eq!(
-            d.decode(head, &mut req).unwrap(),
-            (head.len(), Decoded::Incomplete)
-        );
+        let head = b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+        assert_eq!(d.decode(head, &mut req).unwrap(), (head.len(), Decoded::Incomplete));
         assert!(d.take_continue());
         assert!(!d.take_continue());
         assert_eq!(d.decode(b"ok", &mut req).unwrap(), (2, Decoded::Complete));
@@ -808,11 +803,8 @@ mod tests {
     fn headers_are_accessible() {
         let mut d = Decoder::new(LIMITS);
         let mut req = Request::default();
-        d.decode(
-            b"GET /p?x=1 HTTP/1.1\r\nHost: h\r\nX-Name:  v \r\n\r\n",
-            &mut req,
-        )
-        .unwrap();
+        d.decode(b"GET /p?x=1 HTTP/1.1\r\nHost: h\r\nX-Name:  v \r\n\r\n", &mut req)
+            .unwrap();
         assert_eq!(req.header(b"x-name"), Some(&b"v"[..]));
         assert_eq!(req.path(), b"/p");
         assert_eq!(req.method_bytes(), b"GET");

@@ -115,9 +115,7 @@ pub fn is_field_value(bytes: &[u8]) -> bool {
         .iter()
         .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80);
     let trimmed = match (bytes.first(), bytes.last()) {
-        (Some(first), Some(last)) => {
-            !matches!(first, b' ' | b'\t') && !matches!(last, b' ' | b'\t')
-        }
+        (Some(first), Some(last)) => !matches!(first, b' ' | b'\t') && !matches!(last, b' ' | b'\t'),
         _ => true,
     };
     inner_ok && trimmed

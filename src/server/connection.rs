@@ -134,8 +134,7 @@ impl Connection<'_> {
                     self.start += used;
                     if phase_before == Phase::Head && self.decoder.phase() == Phase::Body {
                         // The head is in: the body has its own budget.
-                        self.deadline =
-                            Some(Instant::now() + self.shard.shared.config.server.timeouts.body);
+                        self.deadline = Some(Instant::now() + self.shard.shared.config.server.timeouts.body);
                     }
                     if self.decoder.take_continue() {
                         self.output.extend_from_slice(http::answers::CONTINUE);
@@ -163,11 +162,7 @@ impl Connection<'_> {
     async fn respond(&mut self) -> Next {
         let shard = self.shard;
         let keep_alive = self.request.keep_alive && !shard.draining();
-        let (route, head_only) = match shard
-            .shared
-            .routes
-            .lookup(self.request.method(), self.request.path())
-        {
+        let (route, head_only) = match shard.shared.routes.lookup(self.request.method(), self.request.path()) {
             Lookup::Found { route, head_only } => (route, head_only),
             Lookup::NotFound => {
                 self.write(&http::answers::canned(404), false, keep_alive);
@@ -224,17 +219,8 @@ impl Connection<'_> {
     /// Answers a request that could not be decoded; the connection closes.
     fn protocol_error(&mut self, error: HttpError) {
         ShardStats::bump(&self.shard.stats.protocol_errors);
-        let peer = self
-            .stream
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        tracing::info!(
-            shard = self.shard.id,
-            peer,
-            status = error.status(),
-            "{error}"
-        );
+        let peer = self.stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(shard = self.shard.id, peer, status = error.status(), "{error}");
         let date = self.shard.date.now();
         http::answers::write_http_error(&mut self.output, error, &date);
     }
@@ -262,9 +248,5 @@ impl Connection<'_> {
 }
 
 fn next(keep_alive: bool) -> Next {
-    if keep_alive {
-        Next::KeepAlive
-    } else {
-        Next::Close
-    }
+    if keep_alive { Next::KeepAlive } else { Next::Close }
 }

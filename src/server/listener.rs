@@ -12,11 +12,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 /// Binds `count` listening sockets on `addr`; returns the bound address
 /// (with the real port) and the sockets.
-pub fn bind_all(
-    addr: SocketAddr,
-    count: usize,
-    backlog: u32,
-) -> std::io::Result<(SocketAddr, Vec<Socket>)> {
+pub fn bind_all(addr: SocketAddr, count: usize, backlog: u32) -> std::io::Result<(SocketAddr, Vec<Socket>)> {
     let bound = probe(addr)?;
     let sockets = (0..count)
         .map(|_| bind_one(bound, backlog))

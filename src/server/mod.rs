@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::config::{Config, HandlerSpec};
-use crate::error::StartupError;
+use crate::error::{GuestError, StartupError};
 use crate::router::RouteTable;
 use crate::wasm::{Guest, ModuleCache, Runtime};
 
@@ -45,30 +45,24 @@ pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
     let mut guests = Vec::with_capacity(config.routes.len());
     let mut cache = ModuleCache::default();
     for route in &config.routes {
-        if let HandlerSpec::Wasm(spec) = &route.handler {
-            if spec.outbound.allowed_from_env && !spec.outbound.allowed.is_empty() {
-                let names: Vec<String> = spec
-                    .outbound
-                    .allowed
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect();
-                tracing::info!(route = %route.label(), "no allowed_outbound: allowing the backend address(es) in its env: {}", names.join(", "));
-            }
+        if let HandlerSpec::Wasm(spec) = &route.handler
+            && spec.outbound.allowed_from_env
+            && !spec.outbound.allowed.is_empty()
+        {
+            let names: Vec<String> = spec.outbound.allowed.iter().map(|e| e.to_string()).collect();
+            tracing::info!(route = %route.label(), "no allowed_outbound: allowing the backend address(es) in its env: {}", names.join(", "));
         }
         let guest = match &route.handler {
             HandlerSpec::Static(_) => None,
-            HandlerSpec::Wasm(spec) => Some(
-                runtime
-                    .load(&route.label(), spec, &mut cache)
-                    .map_err(|source| StartupError::Guest {
-                        path: config.source.clone(),
-                        at: spec.file_at,
-                        key: format!("applications[{}].file_path", route.index),
-                        route: route.label(),
-                        source,
-                    })?,
-            ),
+            HandlerSpec::Wasm(spec) => Some(runtime.load(&route.label(), spec, &mut cache).map_err(|source| {
+                StartupError::Guest(Box::new(GuestError {
+                    path: config.source.clone(),
+                    at: spec.file_at,
+                    key: format!("applications[{}].file_path", route.index),
+                    route: route.label(),
+                    source,
+                }))
+            })?),
         };
         guests.push(guest);
     }
@@ -130,21 +124,16 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
             "the open-files limit is lower than shards × max_connections_per_shard; accept will back off when it is reached"
         );
     }
-    let (bound, sockets) = listener::bind_all(
-        shared.config.listen_address,
-        placement.len(),
-        server.listen_backlog,
-    )
-    .map_err(|source| StartupError::Bind {
-        addr: shared.config.listen_address,
-        source,
-    })?;
+    let (bound, sockets) = listener::bind_all(shared.config.listen_address, placement.len(), server.listen_backlog)
+        .map_err(|source| StartupError::Bind {
+            addr: shared.config.listen_address,
+            source,
+        })?;
 
     let stop = Arc::new(AtomicBool::new(false));
     // SIGTERM/SIGINT start a drain; a second one exits at once.
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
-            .map_err(StartupError::Signals)?;
+        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone()).map_err(StartupError::Signals)?;
         signal_hook::flag::register(signal, stop.clone()).map_err(StartupError::Signals)?;
     }
 

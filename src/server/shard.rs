@@ -96,12 +96,7 @@ async fn run(start: ShardStart) {
     let listener = listener::adopt(socket);
     let shard = Rc::new(Shard::new(id, shared));
     shard.warm_up().await;
-    tracing::info!(
-        shard = id,
-        cpu,
-        routes = shard.handlers.len(),
-        "shard started"
-    );
+    tracing::info!(shard = id, cpu, routes = shard.handlers.len(), "shard started");
     let _ = ready.send(Ok(()));
     drop(ready);
 
@@ -134,11 +129,7 @@ impl Shard {
             .collect();
         Shard {
             id,
-            shard_header: shared
-                .config
-                .server
-                .shard_header
-                .then(|| id.to_string().into_bytes()),
+            shard_header: shared.config.server.shard_header.then(|| id.to_string().into_bytes()),
             shared,
             handlers,
             date: DateCache::default(),
@@ -169,8 +160,7 @@ impl Shard {
             match listener.accept().await {
                 Ok(stream) => {
                     backoff = ACCEPT_BACKOFF_MIN;
-                    if self.connections.get() >= self.shared.config.server.max_connections_per_shard
-                    {
+                    if self.connections.get() >= self.shared.config.server.max_connections_per_shard {
                         self.reject(stream);
                         continue;
                     }
@@ -310,10 +300,7 @@ fn static_response(spec: &StaticSpec) -> Response {
     Response {
         status: spec.status,
         reason: Vec::new(),
-        headers: vec![(
-            b"Content-Type".to_vec(),
-            spec.content_type.as_bytes().to_vec(),
-        )],
+        headers: vec![(b"Content-Type".to_vec(), spec.content_type.as_bytes().to_vec())],
         body: spec.body.as_bytes().to_vec(),
     }
 }

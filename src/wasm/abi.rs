@@ -102,17 +102,8 @@ pub const HOST_FUNCTIONS: &[Signature] = &[
 ];
 
 /// Renders a signature the way the docs write it: `(i32, i64) -> i64`.
-pub fn describe(
-    params: impl Iterator<Item = ValType>,
-    results: impl Iterator<Item = ValType>,
-) -> String {
-    let list = |types: Vec<ValType>| {
-        types
-            .iter()
-            .map(|t| t.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+pub fn describe(params: impl Iterator<Item = ValType>, results: impl Iterator<Item = ValType>) -> String {
+    let list = |types: Vec<ValType>| types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
     let results: Vec<ValType> = results.collect();
     let results = match results.len() {
         0 => "()".to_string(),
@@ -208,17 +199,11 @@ fn response_header(
     let name = guest_range(memory.len(), function, name_ptr, name_len)?;
     let value = guest_range(memory.len(), function, value_ptr, value_len)?;
     let route = &state.route.label;
-    state
-        .response
-        .set_header(&memory[name], &memory[value], replace, route);
+    state.response.set_header(&memory[name], &memory[value], replace, route);
     Ok(())
 }
 
-fn response_set_body(
-    mut caller: Caller<'_, HostState>,
-    ptr: i32,
-    len: i64,
-) -> wasmtime::Result<()> {
+fn response_set_body(mut caller: Caller<'_, HostState>, ptr: i32, len: i64) -> wasmtime::Result<()> {
     let (memory, state) = memory_and_state(&mut caller, "response_set_body")?;
     let range = guest_range(memory.len(), "response_set_body", ptr, len)?;
     let limit = state.route.limits.max_response_bytes;

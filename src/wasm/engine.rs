@@ -5,9 +5,7 @@
 //! keep their memory mapped (copy-on-write images, `keep_resident` pages
 //! reset in place) so a fresh instance per request costs a few microseconds.
 
-use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
-};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 use crate::config::{EngineLimits, HandlerSpec, RouteSpec};
 
@@ -16,11 +14,7 @@ use crate::config::{EngineLimits, HandlerSpec, RouteSpec};
 const HOST_STACK_BYTES: usize = 512 << 10;
 
 /// Builds the engine for `shards` shards and these routes.
-pub fn build(
-    limits: &EngineLimits,
-    shards: usize,
-    routes: &[RouteSpec],
-) -> Result<Engine, wasmtime::Error> {
+pub fn build(limits: &EngineLimits, shards: usize, routes: &[RouteSpec]) -> Result<Engine, wasmtime::Error> {
     // The largest memory any route may grow to bounds every slot.
     let max_memory = routes
         .iter()

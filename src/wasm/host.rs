@@ -130,10 +130,7 @@ impl GuestResponse {
             ));
         }
         if !crate::http::is_field_value(value) {
-            return self.fail(format!(
-                "invalid value for header {}",
-                String::from_utf8_lossy(name)
-            ));
+            return self.fail(format!("invalid value for header {}", String::from_utf8_lossy(name)));
         }
         if name.eq_ignore_ascii_case(b"content-length") {
             self.declared_length = Some(value.to_vec());
@@ -184,11 +181,7 @@ impl LogBudget {
 #[derive(Debug, thiserror::Error)]
 pub enum HostTrap {
     #[error("guest passed an out-of-bounds buffer ({ptr:#x}, {len} bytes) to {function}")]
-    OutOfBounds {
-        function: &'static str,
-        ptr: u32,
-        len: i64,
-    },
+    OutOfBounds { function: &'static str, ptr: u32, len: i64 },
     #[error("guest has no memory exported as \"memory\" (needed by {0})")]
     NoMemory(&'static str),
 }

@@ -35,29 +35,39 @@ fn section_rank(id: u8) -> u8 {
     }
 }
 
-/// What a module's imports say about memory.
-pub enum MemoryImport {
-    None,
-    /// `env.memory`, which [`define_imported_memory`] can turn into a
-    /// defined memory.
-    EnvMemory,
+/// What a module says about its memory.
+#[derive(Debug, Default)]
+pub struct MemoryInfo {
+    /// Imported as `env.memory`, which [`define_imported_memory`] can turn
+    /// into a defined memory.
+    pub imported: bool,
+    /// Initial size in 64 KiB pages, imported or defined.
+    pub initial_pages: Option<u64>,
 }
 
-/// Finds memory imports; any other memory, table, global or tag import is
-/// something the host does not provide.
-pub fn inspect(wasm: &[u8]) -> Result<MemoryImport, String> {
-    let mut found = MemoryImport::None;
+/// Finds the memory and checks imports; any other memory, table, global or
+/// tag import is something the host does not provide.
+pub fn inspect(wasm: &[u8]) -> Result<MemoryInfo, String> {
+    let invalid = |e: wasmparser::BinaryReaderError| format!("invalid wasm: {e}");
+    let mut found = MemoryInfo::default();
     for payload in Parser::new(0).parse_all(wasm) {
-        let payload = payload.map_err(|e| format!("invalid wasm: {e}"))?;
-        let Payload::ImportSection(reader) = payload else {
-            continue;
+        let reader = match payload.map_err(invalid)? {
+            Payload::ImportSection(reader) => reader,
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    found.initial_pages.get_or_insert(memory.map_err(invalid)?.initial);
+                }
+                continue;
+            }
+            _ => continue,
         };
         for import in reader.into_imports() {
-            let import = import.map_err(|e| format!("invalid wasm: {e}"))?;
+            let import = import.map_err(invalid)?;
             match import.ty {
                 TypeRef::Func(_) | TypeRef::FuncExact(_) => {}
-                TypeRef::Memory(_) if import.module == "env" && import.name == "memory" => {
-                    found = MemoryImport::EnvMemory
+                TypeRef::Memory(memory) if import.module == "env" && import.name == "memory" => {
+                    found.imported = true;
+                    found.initial_pages = Some(memory.initial);
                 }
                 other => {
                     let kind = match other {
@@ -90,9 +100,7 @@ pub fn define_imported_memory(wasm: &[u8]) -> Result<Vec<u8>, String> {
     let sections: Vec<(u8, Range<usize>, Payload<'_>)> = Parser::new(0)
         .parse_all(wasm)
         .filter_map(|p| match p {
-            Ok(payload) => payload
-                .as_section()
-                .map(|(id, range)| Ok((id, range, payload))),
+            Ok(payload) => payload.as_section().map(|(id, range)| Ok((id, range, payload))),
             Err(e) => Some(Err(e)),
         })
         .collect::<Result<_, _>>()
@@ -120,9 +128,7 @@ pub fn define_imported_memory(wasm: &[u8]) -> Result<Vec<u8>, String> {
                 for import in reader.into_imports() {
                     let import = import.map_err(invalid)?;
                     match import.ty {
-                        TypeRef::Memory(ty)
-                            if import.module == "env" && import.name == "memory" =>
-                        {
+                        TypeRef::Memory(ty) if import.module == "env" && import.name == "memory" => {
                             memory = Some(
                                 reencoder
                                     .memory_type(ty)
@@ -140,10 +146,7 @@ pub fn define_imported_memory(wasm: &[u8]) -> Result<Vec<u8>, String> {
                 out.section(&imports);
             }
             Payload::MemorySection(_) if memory.is_some() => {
-                return Err(
-                    "defines a memory besides importing env.memory; only one memory is supported"
-                        .into(),
-                );
+                return Err("defines a memory besides importing env.memory; only one memory is supported".into());
             }
             Payload::ExportSection(reader) => {
                 let mut exports = ExportSection::new();
@@ -163,19 +166,14 @@ pub fn define_imported_memory(wasm: &[u8]) -> Result<Vec<u8>, String> {
                 export_written = true;
             }
             _ => {
-                out.section(&RawSection {
-                    id,
-                    data: &wasm[range],
-                });
+                out.section(&RawSection { id, data: &wasm[range] });
             }
         }
     }
-    if !memory_written {
-        if let Some(ty) = memory {
-            let mut section = MemorySection::new();
-            section.memory(ty);
-            out.section(&section);
-        }
+    if !memory_written && let Some(ty) = memory {
+        let mut section = MemorySection::new();
+        section.memory(ty);
+        out.section(&section);
     }
     if !export_written {
         out.section(&memory_export(ExportSection::new()));
@@ -202,7 +200,9 @@ mod tests {
                 (func (export "handle") (call $log (i32.const 16) (i64.const 2))))"#,
         )
         .unwrap();
-        assert!(matches!(inspect(&wasm), Ok(MemoryImport::EnvMemory)));
+        let info = inspect(&wasm).unwrap();
+        assert!(info.imported);
+        assert_eq!(info.initial_pages, Some(2));
         let rewritten = define_imported_memory(&wasm).unwrap();
         let engine = wasmtime::Engine::default();
         let module = wasmtime::Module::new(&engine, &rewritten).unwrap();

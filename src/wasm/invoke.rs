@@ -59,11 +59,7 @@ pub enum Outcome {
 }
 
 impl Instance {
-    pub async fn new(
-        engine: &Engine,
-        guest: &Guest,
-        route: &Rc<RouteContext>,
-    ) -> Result<Instance, InvokeError> {
+    pub async fn new(engine: &Engine, guest: &Guest, route: &Rc<RouteContext>) -> Result<Instance, InvokeError> {
         let Guest::Module(ModuleGuest { pre, entry, memory }) = guest;
         let mut store = Store::new(engine, HostState::new(route.clone(), false));
         store.limiter(|state| &mut state.limits);
@@ -72,12 +68,8 @@ impl Instance {
             .set_fuel(route.limits.fuel)
             .map_err(|e| InvokeError::Instantiate(e.to_string()))?;
         let instance = pre.instantiate_async(&mut store).await.map_err(|e| {
-            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
-                .is_some()
-            {
-                InvokeError::Busy(
-                    "no free instance slot on this shard (raise server.instance_slots_per_shard)",
-                )
+            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+                InvokeError::Busy("no free instance slot on this shard (raise server.instance_slots_per_shard)")
             } else {
                 InvokeError::Instantiate(format!("{e:#}"))
             }
@@ -106,17 +98,15 @@ impl Instance {
         state.reset();
         state.request = Some(request);
         let limits = state.route().limits;
-        let fuel_ready = self.store.set_fuel(limits.fuel).and_then(|()| {
-            self.store
-                .fuel_async_yield_interval(Some(limits.fuel_yield_interval))
-        });
+        let fuel_ready = self
+            .store
+            .set_fuel(limits.fuel)
+            .and_then(|()| self.store.fuel_async_yield_interval(Some(limits.fuel_yield_interval)));
         let result = match fuel_ready {
             Ok(()) => with_deadline(deadline, self.entry.call_async(&mut self.store, ())).await,
             Err(e) => Ok(Err(e)),
         };
-        let fuel_used = limits
-            .fuel
-            .saturating_sub(self.store.get_fuel().unwrap_or(0));
+        let fuel_used = limits.fuel.saturating_sub(self.store.get_fuel().unwrap_or(0));
         self.served += 1;
         let state = self.store.data_mut();
         let request = state.request.take().unwrap_or_default();

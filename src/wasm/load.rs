@@ -11,7 +11,7 @@ use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, Store};
 
 use super::abi::{self, HOST_FUNCTIONS};
 use super::host::HostState;
-use super::imported_memory::{self, MEMORY_EXPORT, MemoryImport};
+use super::imported_memory::{self, MEMORY_EXPORT};
 use super::route::RouteContext;
 use super::{Guest, ModuleGuest};
 use crate::config::{WASM_PAGE, WasmSpec};
@@ -20,10 +20,7 @@ use crate::config::{WASM_PAGE, WasmSpec};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
 }
@@ -51,7 +48,7 @@ pub fn load(
     let module = match cache.modules.get(&spec.file) {
         Some(module) => module.clone(),
         None => {
-            let module = compile(engine, &spec.file).map_err(|e| match e {
+            let module = compile(engine, spec).map_err(|e| match e {
                 ReadError::Io(source) => LoadError::Read {
                     path: path.clone(),
                     source,
@@ -78,21 +75,25 @@ enum ReadError {
     Invalid(String),
 }
 
-fn compile(engine: &Engine, file: &Path) -> Result<Module, ReadError> {
-    let bytes = read_binary(file)?;
+fn compile(engine: &Engine, spec: &WasmSpec) -> Result<Module, ReadError> {
+    let bytes = read_binary(&spec.file)?;
     if wasmparser::Parser::is_component(&bytes) {
         return Err(ReadError::Invalid(
             "is a WebAssembly component; this route expects a core module using the serverless-wasm ABI".into(),
         ));
     }
-    let bytes = match imported_memory::inspect(&bytes).map_err(ReadError::Invalid)? {
-        MemoryImport::EnvMemory => {
-            imported_memory::define_imported_memory(&bytes).map_err(ReadError::Invalid)?
-        }
-        MemoryImport::None => bytes,
+    let memory = imported_memory::inspect(&bytes).map_err(ReadError::Invalid)?;
+    // Checked before compiling: the engine would refuse such a module with
+    // a message about its pooling allocator instead.
+    if let Some(pages) = memory.initial_pages {
+        check_initial_memory(pages, spec).map_err(ReadError::Invalid)?;
+    }
+    let bytes = if memory.imported {
+        imported_memory::define_imported_memory(&bytes).map_err(ReadError::Invalid)?
+    } else {
+        bytes
     };
-    Module::from_binary(engine, &bytes)
-        .map_err(|e| ReadError::Invalid(format!("invalid wasm: {e:#}")))
+    Module::from_binary(engine, &bytes).map_err(|e| ReadError::Invalid(format!("invalid wasm: {e:#}")))
 }
 
 /// Reads a `.wasm` binary, or a `.wat` text module (which needs no
@@ -104,9 +105,7 @@ fn read_binary(path: &Path) -> Result<Vec<u8>, ReadError> {
     }
     wat::parse_bytes(&bytes)
         .map(|b| b.into_owned())
-        .map_err(|e| {
-            ReadError::Invalid(format!("is neither a wasm binary nor valid WAT text: {e}"))
-        })
+        .map_err(|e| ReadError::Invalid(format!("is neither a wasm binary nor valid WAT text: {e}")))
 }
 
 /// Every import must be a host function with exactly the host's signature.
@@ -127,10 +126,7 @@ fn check_imports(module: &Module) -> Result<(), String> {
             ));
         };
         let got = abi::describe(func.params(), func.results());
-        let expected = abi::describe(
-            wanted.params.iter().cloned(),
-            wanted.results.iter().cloned(),
-        );
+        let expected = abi::describe(wanted.params.iter().cloned(), wanted.results.iter().cloned());
         if got != expected {
             return Err(format!(
                 "imports {name} with signature {got}, but the host provides {expected}"
@@ -174,21 +170,11 @@ fn check_entry(module: &Module, function: &str) -> Result<wasmtime::ModuleExport
 
 /// The memory host functions read and write, and its size against the
 /// route's `memory_limit`.
-fn check_memory(
-    module: &Module,
-    spec: &WasmSpec,
-) -> Result<Option<wasmtime::ModuleExport>, String> {
+fn check_memory(module: &Module, spec: &WasmSpec) -> Result<Option<wasmtime::ModuleExport>, String> {
     let imports_functions = module.imports().next().is_some();
     match module.get_export(MEMORY_EXPORT) {
         Some(ExternType::Memory(memory)) => {
-            let initial = memory.minimum().saturating_mul(WASM_PAGE as u64);
-            if initial > spec.limits.memory_limit as u64 {
-                return Err(format!(
-                    "its memory starts at {} KiB, more than the route's memory_limit of {} KiB",
-                    initial >> 10,
-                    spec.limits.memory_limit >> 10
-                ));
-            }
+            check_initial_memory(memory.minimum(), spec)?;
             Ok(module.get_export_index(MEMORY_EXPORT))
         }
         Some(_) => Err(format!("export {MEMORY_EXPORT:?} is not a memory")),
@@ -199,20 +185,25 @@ fn check_memory(
     }
 }
 
+fn check_initial_memory(pages: u64, spec: &WasmSpec) -> Result<(), String> {
+    let initial = pages.saturating_mul(WASM_PAGE as u64);
+    if initial > spec.limits.memory_limit as u64 {
+        return Err(format!(
+            "its memory starts at {} KiB, more than the route's memory_limit of {} KiB",
+            initial >> 10,
+            spec.limits.memory_limit >> 10
+        ));
+    }
+    Ok(())
+}
+
 /// Instantiates once (running any start function) so that a guest that
 /// cannot be instantiated within its limits fails now, not per request.
-fn trial_instantiate(
-    engine: &Engine,
-    guest: &ModuleGuest,
-    label: &str,
-    spec: &WasmSpec,
-) -> Result<(), String> {
+fn trial_instantiate(engine: &Engine, guest: &ModuleGuest, label: &str, spec: &WasmSpec) -> Result<(), String> {
     let context = Rc::new(RouteContext::new(label.to_string(), spec));
     let mut store = Store::new(engine, HostState::new(context, true));
     store.limiter(|state| &mut state.limits);
-    store
-        .set_fuel(spec.limits.fuel)
-        .map_err(|e| e.to_string())?;
+    store.set_fuel(spec.limits.fuel).map_err(|e| e.to_string())?;
     futures_lite::future::block_on(guest.pre.instantiate_async(&mut store))
         .map(drop)
         .map_err(|e| format!("cannot be instantiated within its limits: {e:#}"))

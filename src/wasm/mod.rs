@@ -67,23 +67,14 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(
-        limits: &EngineLimits,
-        shards: usize,
-        routes: &[RouteSpec],
-    ) -> Result<Runtime, wasmtime::Error> {
+    pub fn new(limits: &EngineLimits, shards: usize, routes: &[RouteSpec]) -> Result<Runtime, wasmtime::Error> {
         let engine = engine::build(limits, shards, routes)?;
         let linker = abi::linker(&engine)?;
         Ok(Runtime { engine, linker })
     }
 
     /// Compiles (once per file, through `cache`) and checks one route's guest.
-    pub fn load(
-        &self,
-        label: &str,
-        spec: &WasmSpec,
-        cache: &mut ModuleCache,
-    ) -> Result<Arc<Guest>, LoadError> {
+    pub fn load(&self, label: &str, spec: &WasmSpec, cache: &mut ModuleCache) -> Result<Arc<Guest>, LoadError> {
         load::load(&self.engine, &self.linker, label, spec, cache)
     }
 

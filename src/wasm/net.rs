@@ -104,9 +104,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap_async(
         MODULE,
         "tcp_connect",
-        |caller: Caller<'_, HostState>, (ptr, len): (i32, i64)| {
-            Box::new(SendWrapper::new(connect(caller, ptr, len)))
-        },
+        |caller: Caller<'_, HostState>, (ptr, len): (i32, i64)| Box::new(SendWrapper::new(connect(caller, ptr, len))),
     )?;
     linker.func_wrap_async(
         MODULE,
@@ -189,20 +187,14 @@ async fn resolve(endpoint: &Endpoint) -> std::io::Result<SocketAddr> {
     let resolved = glommio::executor()
         .spawn_blocking(move || target.to_socket_addrs().map(|mut addrs| addrs.next()))
         .await?;
-    resolved.ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotFound, "name resolves to no address")
-    })
+    resolved.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "name resolves to no address"))
 }
 
 fn io_code(e: &std::io::Error) -> i64 {
     match e.kind() {
         std::io::ErrorKind::ConnectionRefused => code::REFUSED,
         std::io::ErrorKind::TimedOut => code::TIMED_OUT,
-        _ if e.raw_os_error() == Some(libc::ETIMEDOUT)
-            || e.raw_os_error() == Some(libc::ECANCELED) =>
-        {
-            code::TIMED_OUT
-        }
+        _ if e.raw_os_error() == Some(libc::ETIMEDOUT) || e.raw_os_error() == Some(libc::ECANCELED) => code::TIMED_OUT,
         _ => code::IO,
     }
 }
@@ -220,12 +212,7 @@ fn begin_io(state: &mut HostState, fd: i32, len: usize) -> Result<(TcpStream, Du
     Ok((stream, timeout))
 }
 
-async fn read(
-    mut caller: Caller<'_, HostState>,
-    fd: i32,
-    ptr: i32,
-    cap: i64,
-) -> wasmtime::Result<i64> {
+async fn read(mut caller: Caller<'_, HostState>, fd: i32, ptr: i32, cap: i64) -> wasmtime::Result<i64> {
     let (memory, state) = memory_and_state(&mut caller, "tcp_read")?;
     // Validate the destination first: memory never shrinks, so it stays valid.
     let range = guest_range(memory.len(), "tcp_read", ptr, cap)?;
@@ -252,12 +239,7 @@ async fn read(
     }
 }
 
-async fn write(
-    mut caller: Caller<'_, HostState>,
-    fd: i32,
-    ptr: i32,
-    len: i64,
-) -> wasmtime::Result<i64> {
+async fn write(mut caller: Caller<'_, HostState>, fd: i32, ptr: i32, len: i64) -> wasmtime::Result<i64> {
     let (memory, state) = memory_and_state(&mut caller, "tcp_write")?;
     let range = guest_range(memory.len(), "tcp_write", ptr, len)?;
     let (mut stream, timeout) = match begin_io(state, fd, range.len()) {

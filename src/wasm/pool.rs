@@ -81,10 +81,7 @@ impl RoutePool {
                 RouteStats::bump(&stats.rejected, 1);
                 return (
                     request,
-                    Err(self.log_failure(
-                        InvokeError::Busy("max_concurrency reached and queue full"),
-                        0,
-                    )),
+                    Err(self.log_failure(InvokeError::Busy("max_concurrency reached and queue full"), 0)),
                 );
             }
             Err(_) => {
@@ -97,10 +94,7 @@ impl RoutePool {
                         RouteStats::bump(&stats.rejected, 1);
                         return (
                             request,
-                            Err(self.log_failure(
-                                InvokeError::Busy("no turn before the route timeout"),
-                                0,
-                            )),
+                            Err(self.log_failure(InvokeError::Busy("no turn before the route timeout"), 0)),
                         );
                     }
                 }

@@ -1,0 +1,240 @@
+//! The test harness: starts the real `serverless-wasm` binary on
+//! 127.0.0.1 port 0 with a config written for the test, reads the bound
+//! address from its log, and talks HTTP to it over real TCP. Backends
+//! (echo server, redis-server) are real processes too.
+
+pub mod client;
+pub mod process;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub use client::{Client, Response};
+pub use process::Process;
+
+/// How long a server may take to start (it compiles its guests).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn samples_dir() -> PathBuf {
+    repo_dir().join("samples")
+}
+
+pub fn guests_dir() -> PathBuf {
+    repo_dir().join("tests/guests")
+}
+
+/// Replaces `{samples}` and `{guests}` in a config template by absolute
+/// directories, so configs can live in a temporary directory.
+pub fn expand(template: &str) -> String {
+    template
+        .replace("{samples}", &samples_dir().display().to_string())
+        .replace("{guests}", &guests_dir().display().to_string())
+}
+
+/// Lines a child process wrote to stderr, shared with the thread that reads
+/// them, so tests can wait for a line instead of sleeping.
+#[derive(Default)]
+pub struct Lines {
+    lines: Mutex<Vec<String>>,
+    changed: Condvar,
+}
+
+impl Lines {
+    pub fn push(&self, line: String) {
+        self.lines.lock().unwrap().push(line);
+        self.changed.notify_all();
+    }
+
+    /// Waits until a line contains `needle`; returns it.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.lines.lock().unwrap();
+        loop {
+            if let Some(line) = lines.iter().find(|l| l.contains(needle)) {
+                return Some(line.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            lines = self.changed.wait_timeout(lines, deadline - now).unwrap().0;
+        }
+    }
+
+    pub fn all(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.lines.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    }
+}
+
+/// A running server.
+pub struct TestServer {
+    pub process: Process,
+    pub addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts the server on `config` (a template, see [`expand`]; the listen
+    /// address is added) with extra command-line arguments.
+    pub fn start(config: &str, args: &[&str]) -> TestServer {
+        Self::try_start(config, args).unwrap_or_else(|logs| panic!("server did not start:\n{logs}"))
+    }
+
+    pub fn try_start(config: &str, args: &[&str]) -> Result<TestServer, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let text = format!("listen_address = \"127.0.0.1:0\"\n{}", expand(config));
+        std::fs::write(&path, text).unwrap();
+        let mut all_args: Vec<String> = vec![path.display().to_string()];
+        all_args.extend(args.iter().map(|a| a.to_string()));
+        let process = Process::spawn(server_binary(), &all_args, &[("RUST_LOG", "info")]);
+        match process.stderr.wait_for("listening on ", START_TIMEOUT) {
+            Some(line) => {
+                let addr = line
+                    .split("listening on ")
+                    .nth(1)
+                    .unwrap()
+                    .split_whitespace()
+                    .next()
+                    .unwrap();
+                Ok(TestServer {
+                    addr: addr.parse().unwrap(),
+                    process,
+                    _dir: dir,
+                })
+            }
+            None => Err(process.stderr.all()),
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// One request on a new connection.
+    pub fn get(&self, path: &str) -> Response {
+        self.client().get(path)
+    }
+
+    pub fn logs(&self) -> &Lines {
+        &self.process.stderr
+    }
+
+    /// SIGTERM, wait for the drain, return the logs.
+    pub fn stop(mut self) -> String {
+        self.process.terminate(Duration::from_secs(15));
+        self.process.stderr.all()
+    }
+}
+
+pub fn server_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_serverless-wasm"))
+}
+
+/// Runs `serverless-wasm check` on a config template; returns (success,
+/// stdout + stderr).
+pub fn check(config: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, expand(config)).unwrap();
+    let output = std::process::Command::new(server_binary())
+        .arg("check")
+        .arg(&path)
+        .arg("--shards")
+        .arg("1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// The real echo backend (`echo-backend`), on a free port.
+pub struct EchoBackend {
+    pub process: Process,
+    pub addr: std::net::SocketAddr,
+}
+
+impl EchoBackend {
+    pub fn start(delay_ms: u64) -> EchoBackend {
+        let args = vec![
+            "--listen".to_string(),
+            "127.0.0.1:0".to_string(),
+            "--delay-ms".to_string(),
+            delay_ms.to_string(),
+        ];
+        let process = Process::spawn(Path::new(env!("CARGO_BIN_EXE_echo-backend")), &args, &[]);
+        let line = process
+            .stdout
+            .wait_for("listening on ", Duration::from_secs(10))
+            .expect("echo-backend did not start");
+        let addr = line.rsplit(' ').next().unwrap().parse().unwrap();
+        EchoBackend { process, addr }
+    }
+}
+
+/// A real redis-server on a free port, without persistence.
+pub struct Redis {
+    pub process: Process,
+    pub port: u16,
+}
+
+impl Redis {
+    /// `None` when redis-server is not installed (the test says so and
+    /// fails: `.ci/run` installs it).
+    pub fn start() -> Redis {
+        let port = free_port();
+        let args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let binary = which("redis-server")
+            .expect("redis-server is not installed (bash .ci/run installs it: apt-get install redis-server)");
+        let process = Process::spawn(&binary, &args, &[]);
+        process
+            .stdout
+            .wait_for("Ready to accept connections", Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("redis-server did not start: {}", process.stdout.all()));
+        Redis { process, port }
+    }
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+}
+
+/// A port that was free a moment ago (for servers that cannot take port 0).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real server binary, real TCP on 127.0.0.1, real
+//! backend processes. One test binary, one module per concern.
+
+mod harness;
+
+mod backends;
+mod config_check;
+mod foundation;
+mod isolation;
+mod protocol;
