@@ -261,3 +261,13 @@ fn a_second_server_on_the_same_port_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_process_runs_exactly_the_documented_threads() {
+    // docs/architecture.md: the main thread, and per shard its executor
+    // thread and glommio's blocking-pool thread (name resolution). Nothing
+    // else: no runtime or compiler thread pools behind the shards' backs.
+    let server = TestServer::start(&sample_config(), &["--shards", "2"]);
+    assert_eq!(server.get("/hello").status, 200);
+    assert_eq!(server.process.threads(), 1 + 2 * 2);
+}

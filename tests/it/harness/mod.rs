@@ -163,7 +163,8 @@ pub fn check(config: &str) -> (bool, String) {
 
 /// The real echo backend (`echo-backend`), on a free port.
 pub struct EchoBackend {
-    pub process: Process,
+    /// Kept so the backend lives as long as the test.
+    pub _process: Process,
     pub addr: std::net::SocketAddr,
 }
 
@@ -181,13 +182,14 @@ impl EchoBackend {
             .wait_for("listening on ", Duration::from_secs(10))
             .expect("echo-backend did not start");
         let addr = line.rsplit(' ').next().unwrap().parse().unwrap();
-        EchoBackend { process, addr }
+        EchoBackend { _process: process, addr }
     }
 }
 
 /// A real redis-server on a free port, without persistence.
 pub struct Redis {
-    pub process: Process,
+    /// Kept so redis-server lives as long as the test.
+    pub _process: Process,
     pub port: u16,
 }
 
@@ -218,7 +220,7 @@ impl Redis {
             .stdout
             .wait_for("Ready to accept connections", Duration::from_secs(15))
             .unwrap_or_else(|| panic!("redis-server did not start: {}", process.stdout.all()));
-        Redis { process, port }
+        Redis { _process: process, port }
     }
 }
 

@@ -92,10 +92,6 @@ impl Process {
             .map(|d| d.count())
             .unwrap_or(0)
     }
-
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
 }
 
 impl Drop for Process {
