@@ -19,6 +19,14 @@ fn a_good_config_is_summarised() {
     assert!(output.contains("GET /static                  static"), "{output}");
 }
 
+#[test]
+fn the_shipped_sample_configs_pass() {
+    for name in ["config.toml", "backends.toml"] {
+        let (ok, output) = crate::harness::check_file(&crate::harness::samples_dir().join(name));
+        assert!(ok, "samples/{name}: {output}");
+    }
+}
+
 /// Each case: config body, then pieces the error must contain.
 #[test]
 fn each_kind_of_bad_config_is_refused_with_its_location() {

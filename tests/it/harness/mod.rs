@@ -146,9 +146,14 @@ pub fn check(config: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, expand(config)).unwrap();
+    check_file(&path)
+}
+
+/// Runs `serverless-wasm check` on a config file.
+pub fn check_file(path: &Path) -> (bool, String) {
     let output = std::process::Command::new(server_binary())
         .arg("check")
-        .arg(&path)
+        .arg(path)
         .arg("--shards")
         .arg("1")
         .output()

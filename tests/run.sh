@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test, after installing what the tests need on a fresh Debian
+# machine (redis-server: the Redis tests start a real one).
+# Extra arguments go to `cargo test` (e.g. a test name filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "tests/run.sh: installing redis-server"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+
+cargo test --release --locked "$@"
