@@ -187,7 +187,10 @@ impl EchoBackend {
             .wait_for("listening on ", Duration::from_secs(10))
             .expect("echo-backend did not start");
         let addr = line.rsplit(' ').next().unwrap().parse().unwrap();
-        EchoBackend { _process: process, addr }
+        EchoBackend {
+            _process: process,
+            addr,
+        }
     }
 }
 
@@ -225,7 +228,10 @@ impl Redis {
             .stdout
             .wait_for("Ready to accept connections", Duration::from_secs(15))
             .unwrap_or_else(|| panic!("redis-server did not start: {}", process.stdout.all()));
-        Redis { _process: process, port }
+        Redis {
+            _process: process,
+            port,
+        }
     }
 }
 
