@@ -39,10 +39,14 @@ struct ServeArgs {
     /// CPUs to pin shards to, e.g. "0,2" or "0-3"; shard i runs on the
     /// i-th CPU of the list (wrapping around).
     #[arg(long, value_parser = parse_cpu_list)]
-    cpus: Option<Vec<usize>>,
+    cpus: Option<CpuList>,
 }
 
-fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
+/// `--cpus 0,2-3`, parsed.
+#[derive(Clone)]
+struct CpuList(Vec<usize>);
+
+fn parse_cpu_list(text: &str) -> Result<CpuList, String> {
     let mut cpus = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let number = |s: &str| {
@@ -64,7 +68,7 @@ fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
     if cpus.is_empty() {
         return Err("the CPU list is empty".into());
     }
-    Ok(cpus)
+    Ok(CpuList(cpus))
 }
 
 fn main() -> ExitCode {
@@ -102,7 +106,11 @@ fn init_logging() {
 
 fn run(config_path: &std::path::Path, args: &ServeArgs, check_only: bool) -> anyhow::Result<()> {
     let config = config::load(config_path)?;
-    let cpus = args.cpus.as_deref().or(config.server.cpus.as_deref());
+    let cpus = args
+        .cpus
+        .as_ref()
+        .map(|c| c.0.as_slice())
+        .or(config.server.cpus.as_deref());
     let placement = server::plan_shards(args.shards.or(config.server.shards), cpus)?;
     let shared = server::prepare(config, placement.len())?;
     if check_only {

@@ -271,3 +271,44 @@ fn the_process_runs_exactly_the_documented_threads() {
     assert_eq!(server.get("/hello").status, 200);
     assert_eq!(server.process.threads(), 1 + 2 * 2);
 }
+
+#[test]
+fn shards_are_pinned_to_the_cpus_asked_for() {
+    let server = TestServer::start(&sample_config(), &["--shards", "1", "--cpus", "1"]);
+    assert!(
+        server.logs().all().contains("shard started shard=0 cpu=1"),
+        "{}",
+        server.logs().all()
+    );
+    assert_eq!(server.get("/static").status, 200);
+    // A CPU the process may not use is refused before anything starts.
+    let config = format!("listen_address = \"127.0.0.1:0\"\n{}", sample_config());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let output = std::process::Command::new(crate::harness::server_binary())
+        .args([path.to_str().unwrap(), "--cpus", "0-4095"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not available to this process"));
+}
+
+#[test]
+fn help_and_version() {
+    let help = std::process::Command::new(crate::harness::server_binary())
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("--shards") && text.contains("--cpus") && text.contains("check"),
+        "{text}"
+    );
+    let version = std::process::Command::new(crate::harness::server_binary())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("serverless-wasm "));
+}

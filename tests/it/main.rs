@@ -6,5 +6,6 @@ mod harness;
 mod backends;
 mod config_check;
 mod foundation;
+mod hostile;
 mod isolation;
 mod protocol;

@@ -1,0 +1,147 @@
+//! What does one request cost on a shard's hot path, part by part?
+//!
+//! - `http`: decode a typical GET head, route it, encode a static answer
+//!   (all a native route does, without the socket).
+//! - `instance`: get an instance, call an empty guest, give it back, per
+//!   pool mode: `fresh` (a new instance from the pooling allocator each
+//!   time) vs `reuse` (the same instance again). This is the price of
+//!   isolation between requests.
+//! - `wasm_hello`: the same with a guest that sets a status, a header and a
+//!   body (the load benchmark's wasm hello).
+//! - `host_call`: 1000 `db_get` calls vs none from one guest; the
+//!   difference divided by 1000 is the cost of one host call.
+//!
+//! Run: `cargo bench --bench request_path`. Results and the machine they
+//! came from are recorded in benches/RESULTS.md.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use serverless_wasm::config::{self, HandlerSpec};
+use serverless_wasm::http::encode::ResponseMeta;
+use serverless_wasm::http::{Decoder, FramingLimits, Request, Response, write_response};
+use serverless_wasm::router::{Lookup, RouteTable};
+use serverless_wasm::server::{self, Shared};
+use serverless_wasm::wasm::RoutePool;
+
+const GET: &[u8] =
+    b"GET /hello HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n";
+
+fn config() -> Shared {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/guests");
+    let route = |path: &str, file: &str, extra: &str| {
+        format!(
+            "[[applications]]\nmethod = \"GET\"\nurl_path = \"{path}\"\nfile_path = \"{}\"\n{extra}\n",
+            dir.join(file).display()
+        )
+    };
+    let text = [
+        "listen_address = \"127.0.0.1:0\"\n".to_string(),
+        route("/noop-fresh", "noop.wat", ""),
+        route("/noop-reuse", "noop.wat", "instance = \"reuse\""),
+        route("/hello-fresh", "hello.wat", ""),
+        route("/hello-reuse", "hello.wat", "instance = \"reuse\""),
+        route(
+            "/calls-1000",
+            "host_calls.wat",
+            "function = \"thousand\"\ninstance = \"reuse\"\nenv = { k = \"v\" }",
+        ),
+        route(
+            "/calls-0",
+            "host_calls.wat",
+            "function = \"zero\"\ninstance = \"reuse\"\nenv = { k = \"v\" }",
+        ),
+        "[[applications]]\nmethod = \"GET\"\nurl_path = \"/hello\"\nstatic_body = \"Hello, World!\"\n".to_string(),
+    ]
+    .concat();
+    let config = config::parse(Path::new("bench.toml"), &text).expect("bench config");
+    server::prepare(config, 1).expect("bench guests load")
+}
+
+fn pool(shared: &Shared, path: &str) -> RoutePool {
+    let (index, route) = shared
+        .config
+        .routes
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.path.to_string() == path)
+        .expect("route exists");
+    let HandlerSpec::Wasm(spec) = &route.handler else {
+        panic!("{path} is not wasm")
+    };
+    let guest = shared.guests[index].clone().expect("guest loaded");
+    shared.runtime.pool(guest, route.label(), spec)
+}
+
+fn decoded_request() -> Request {
+    let mut request = Request::default();
+    let limits = FramingLimits {
+        max_request_line: 8192,
+        max_head: 16384,
+        max_body: 1 << 20,
+    };
+    Decoder::new(limits).decode(GET, &mut request).expect("valid request");
+    request
+}
+
+fn benches(c: &mut Criterion) {
+    let shared = config();
+
+    c.bench_function("http/decode_route_encode", |b| {
+        let limits = FramingLimits {
+            max_request_line: 8192,
+            max_head: 16384,
+            max_body: 1 << 20,
+        };
+        let mut decoder = Decoder::new(limits);
+        let mut request = Request::default();
+        let table = RouteTable::build(&shared.config.routes);
+        let answer = Response {
+            status: 200,
+            reason: Vec::new(),
+            headers: vec![(b"Content-Type".to_vec(), b"text/plain".to_vec())],
+            body: b"Hello, World!".to_vec(),
+        };
+        let mut out = Vec::with_capacity(4096);
+        let date = *b"Tue, 24 Nov 2026 10:00:00 GMT";
+        b.iter(|| {
+            out.clear();
+            decoder.decode(black_box(GET), &mut request).expect("valid");
+            let found = matches!(table.lookup(request.method(), request.path()), Lookup::Found { .. });
+            let meta = ResponseMeta {
+                date: &date,
+                head_only: false,
+                keep_alive: found,
+                extra_headers: &[],
+            };
+            write_response(&mut out, &answer, &meta);
+            black_box(out.len())
+        })
+    });
+
+    // Guests run on a glommio executor, as on a shard.
+    let executor = glommio::LocalExecutorBuilder::default().make().expect("executor");
+    executor.run(async {
+        let mut run = |name: &str, path: &str| {
+            let pool = pool(&shared, path);
+            let mut request = Some(decoded_request());
+            c.bench_function(name, |b| {
+                b.iter(|| {
+                    let (back, result) = futures_lite::future::block_on(pool.handle(request.take().expect("request")));
+                    request = Some(back);
+                    black_box(result.expect("guest answers"))
+                })
+            });
+        };
+        run("instance/fresh", "/noop-fresh");
+        run("instance/reuse", "/noop-reuse");
+        run("wasm_hello/fresh", "/hello-fresh");
+        run("wasm_hello/reuse", "/hello-reuse");
+        run("host_call/1000_calls", "/calls-1000");
+        run("host_call/0_calls", "/calls-0");
+    });
+}
+
+criterion_group!(request_path, benches);
+criterion_main!(request_path);
