@@ -1,5 +1,5 @@
 -- wrk script: optional pipelining, and a JSON summary line at the end.
---   wrk ... -s benches/wrk/report.lua URL -- [depth]
+--   wrk ... -s benches/wrk/report.lua URL -- [depth] [method] [body]
 -- With depth > 1, each request sent is a batch of `depth` pipelined GETs
 -- (TechEmpower's plaintext test uses 16). wrk then counts one "request"
 -- per batch; the JSON reports requests (batches x depth) and notes it.
@@ -7,7 +7,10 @@ local depth = 1
 
 function init(args)
   depth = tonumber(args[1] or "1") or 1
-  local one = wrk.format(nil, nil, { ["Host"] = "localhost" })
+  local method, body = args[2], args[3]
+  local headers = { ["Host"] = "localhost" }
+  if body then headers["Content-Length"] = tostring(#body) end
+  local one = wrk.format(method, nil, headers, body)
   request_bytes = string.rep(one, depth)
 end
 

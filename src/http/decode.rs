@@ -202,19 +202,20 @@ fn leading_blank_lines(buf: &[u8]) -> usize {
 fn find_head_end(buf: &[u8], scanned: &mut usize, limits: &FramingLimits) -> Result<Option<usize>, HttpError> {
     let from = *scanned;
     for lf in memchr::memchr_iter(b'\n', &buf[from..]).map(|i| i + from) {
+        // Limits first, then syntax: a split read would hit the limit before
+        // the offending byte arrives, and the answer must not depend on how
+        // the bytes were split.
+        if *scanned == 0 && lf + 1 > limits.max_request_line {
+            // No earlier LF: this one ends the request line.
+            return Err(HttpError::UriTooLong);
+        }
+        if lf + 1 > limits.max_head {
+            return Err(HttpError::HeaderFieldsTooLarge);
+        }
         if lf == 0 || buf[lf - 1] != b'\r' {
             return Err(HttpError::BadRequest("bare LF line ending"));
         }
-        if *scanned == 0 {
-            // No earlier LF: this one ends the request line.
-            if lf + 1 > limits.max_request_line {
-                return Err(HttpError::UriTooLong);
-            }
-        }
         if lf >= 3 && &buf[lf - 3..=lf] == b"\r\n\r\n" {
-            if lf + 1 > limits.max_head {
-                return Err(HttpError::HeaderFieldsTooLarge);
-            }
             *scanned = 0;
             return Ok(Some(lf + 1));
         }

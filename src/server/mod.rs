@@ -148,6 +148,7 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
             socket,
             ready: ready_tx.clone(),
             stop: stop.clone(),
+            report: report_flag()?,
         };
         handles.push(shard::spawn(start).map_err(|e| StartupError::Shard { id, message: e })?);
     }
@@ -175,6 +176,13 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
     join_all(handles);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// One SIGUSR1 flag per shard: each shard clears its own after logging.
+fn report_flag() -> Result<Arc<AtomicBool>, StartupError> {
+    let flag = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone()).map_err(StartupError::Signals)?;
+    Ok(flag)
 }
 
 fn log_listening(bound: SocketAddr, shards: usize) {

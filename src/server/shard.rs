@@ -36,6 +36,8 @@ pub struct ShardStart {
     pub socket: Socket,
     pub ready: std::sync::mpsc::Sender<Result<(), String>>,
     pub stop: Arc<AtomicBool>,
+    /// Set by SIGUSR1: log the shard's counters and live instances.
+    pub report: Arc<AtomicBool>,
 }
 
 /// How a route is answered on this shard.
@@ -92,6 +94,7 @@ async fn run(start: ShardStart) {
         socket,
         ready,
         stop,
+        report,
     } = start;
     let listener = listener::adopt(socket);
     let shard = Rc::new(Shard::new(id, shared));
@@ -100,13 +103,21 @@ async fn run(start: ShardStart) {
     let _ = ready.send(Ok(()));
     drop(ready);
 
-    futures_lite::future::or(shard.clone().accept_loop(listener), wait_for_stop(&stop)).await;
+    futures_lite::future::or(
+        shard.clone().accept_loop(listener),
+        watch_signals(&shard, &stop, &report),
+    )
+    .await;
     shard.drain().await;
     shard.log_summary();
 }
 
-async fn wait_for_stop(stop: &AtomicBool) {
+/// Returns when the server must stop; logs the shard's state on SIGUSR1.
+async fn watch_signals(shard: &Shard, stop: &AtomicBool, report: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
+        if report.swap(false, Ordering::Relaxed) {
+            shard.log_state();
+        }
         glommio::timer::sleep(STOP_POLL).await;
     }
 }
@@ -248,6 +259,28 @@ impl Shard {
 
     pub fn request_finished(&self) {
         self.busy.set(self.busy.get().saturating_sub(1));
+    }
+
+    /// What the soak samples: open connections, live instances, counters.
+    fn log_state(&self) {
+        let live: usize = self
+            .handlers
+            .iter()
+            .map(|h| match h {
+                Handler::Wasm(pool) => pool.live_instances(),
+                Handler::Static(_) => 0,
+            })
+            .sum();
+        tracing::info!(
+            shard = self.id,
+            connections_open = self.connections.get(),
+            in_flight = self.busy.get(),
+            live_instances = live,
+            engine_instances = self.shared.runtime.live_instances(),
+            requests = self.stats.requests.get(),
+            protocol_errors = self.stats.protocol_errors.get(),
+            "shard state"
+        );
     }
 
     fn log_summary(&self) {

@@ -78,6 +78,14 @@ impl Runtime {
         load::load(&self.engine, &self.linker, label, spec, cache)
     }
 
+    /// Core instances alive in the whole process (all shards), from the
+    /// pooling allocator.
+    pub fn live_instances(&self) -> u64 {
+        self.engine
+            .pooling_allocator_metrics()
+            .map_or(0, |m| m.core_instances())
+    }
+
     /// A shard's pool for one route.
     pub fn pool(&self, guest: Arc<Guest>, label: String, spec: &WasmSpec) -> RoutePool {
         RoutePool::new(&self.engine, guest, label, spec)

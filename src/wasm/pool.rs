@@ -48,6 +48,12 @@ impl RoutePool {
         &self.context.label
     }
 
+    /// Instances alive on this shard for the route: ready plus running.
+    pub fn live_instances(&self) -> usize {
+        let running = self.context.limits.max_concurrency - self.turns.available() as usize;
+        self.ready.borrow().len() + running
+    }
+
     pub fn stats(&self) -> &RouteStats {
         &self.context.stats
     }

@@ -312,3 +312,20 @@ fn help_and_version() {
         .unwrap();
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("serverless-wasm "));
 }
+
+#[test]
+fn sigusr1_logs_each_shard_s_state() {
+    let server = TestServer::start(&sample_config(), &["--shards", "2"]);
+    assert_eq!(server.get("/hello").status, 200);
+    crate::harness::process::signal(server.process.pid(), libc::SIGUSR1);
+    for shard in ["shard=0", "shard=1"] {
+        let line = server
+            .logs()
+            .wait_for(&format!("shard state {shard}"), std::time::Duration::from_secs(5));
+        assert!(
+            line.is_some_and(|l| l.contains("live_instances=")),
+            "{}",
+            server.logs().all()
+        );
+    }
+}
