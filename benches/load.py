@@ -351,7 +351,7 @@ def start_peers(server_cpus, shards, processes):
     peer_nginx = Process("nginx", [nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf")], server_cpus, nginx_port)
     processes.append(peer_nginx)
     serve_port = free_port()
-    peer_serve = Process("wasmtime-serve", [str(wasmtime), "serve", "-O", "pooling-allocator=y", "--addr",
+    peer_serve = Process("wasmtime-serve", [str(wasmtime), "serve", "-O", "pooling-allocator=y", "-S", "cli=y", "--addr",
                                             f"127.0.0.1:{serve_port}", str(component)], server_cpus, serve_port)
     processes.append(peer_serve)
     both = tuple(MODES)

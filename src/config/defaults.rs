@@ -43,7 +43,7 @@ pub const DEFAULT_READ_BUFFER_BYTES: usize = 16 << 10;
 /// glommio runs tasks for this long before polling for I/O again. Its own
 /// default (100 ms) would let one busy guest delay every other connection
 /// on the shard by that much; 2 ms keeps the shard responsive.
-pub const DEFAULT_PREEMPT_TIMER: Duration = Duration::from_millis(2);
+pub const DEFAULT_PREEMPT_TIMER: Duration = Duration::from_micros(500);
 
 /// Instance slots per shard in the pooling allocator: enough for every
 /// route's concurrency on a small machine; each slot reserves address

@@ -514,13 +514,14 @@ fn server_config(ctx: &Ctx<'_>, raw: &raw::RawServer) -> Result<ServerConfig, Co
             1024,
             16 << 20,
         )?,
-        preempt_timer: millis(
+        preempt_timer: Duration::from_micros(bounded(
             ctx,
-            &raw.preempt_timer_ms,
-            &key("preempt_timer_ms"),
-            DEFAULT_PREEMPT_TIMER,
-            Duration::from_secs(1),
-        )?,
+            &raw.preempt_timer_us,
+            &key("preempt_timer_us"),
+            DEFAULT_PREEMPT_TIMER.as_micros() as u64,
+            50,
+            1_000_000,
+        )?),
         spin_before_park: match bounded(
             ctx,
             &raw.spin_before_park_us,

@@ -38,7 +38,7 @@ pub struct RawServer {
     pub max_connections_per_shard: Option<Spanned<usize>>,
     pub listen_backlog: Option<Spanned<u32>>,
     pub read_buffer_bytes: Option<Spanned<ByteSize>>,
-    pub preempt_timer_ms: Option<Spanned<u64>>,
+    pub preempt_timer_us: Option<Spanned<u64>>,
     pub spin_before_park_us: Option<Spanned<u64>>,
     pub instance_slots_per_shard: Option<Spanned<u32>>,
     pub keep_resident_bytes: Option<Spanned<ByteSize>>,

@@ -8,7 +8,9 @@
 //! request that opened it: all are closed when the request ends, however it
 //! ends.
 
+use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -51,6 +53,25 @@ pub struct Backends {
     open: usize,
     /// Bytes read and written by this request so far.
     bytes: u64,
+    /// True while the guest waits on a backend: then a pending call is an
+    /// I/O wait, not a fuel yield (see `invoke::drive_guest`).
+    pub(super) io_wait: Rc<Cell<bool>>,
+}
+
+/// Marks the guest as waiting on I/O for as long as it lives.
+struct WaitingOnIo(Rc<Cell<bool>>);
+
+impl WaitingOnIo {
+    fn start(backends: &Backends) -> WaitingOnIo {
+        backends.io_wait.set(true);
+        WaitingOnIo(backends.io_wait.clone())
+    }
+}
+
+impl Drop for WaitingOnIo {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
 }
 
 impl Backends {
@@ -155,6 +176,7 @@ async fn connect(mut caller: Caller<'_, HostState>, ptr: i32, len: i64) -> wasmt
     }
     let timeout = route.outbound.connect_timeout;
     let label = route.label.clone();
+    let waiting = WaitingOnIo::start(&state.backends);
 
     let addr = match resolve(&endpoint).await {
         Ok(addr) => addr,
@@ -172,6 +194,7 @@ async fn connect(mut caller: Caller<'_, HostState>, ptr: i32, len: i64) -> wasmt
             return Ok(code as i32);
         }
     };
+    drop(waiting);
     // Request/response protocols: do not hold back small writes.
     let _ = stream.set_nodelay(true);
     Ok(caller.data_mut().backends.insert(stream) as i32)
@@ -223,7 +246,9 @@ async fn read(mut caller: Caller<'_, HostState>, fd: i32, ptr: i32, cap: i64) ->
     };
     let mut buf = vec![0u8; want];
     let _ = stream.set_read_timeout(Some(timeout));
+    let waiting = WaitingOnIo::start(&state.backends);
     let result = stream.read(&mut buf).await;
+    drop(waiting);
     let (memory, state) = memory_and_state(&mut caller, "tcp_read")?;
     state.backends.put_back(fd, stream);
     match result {
@@ -249,7 +274,9 @@ async fn write(mut caller: Caller<'_, HostState>, fd: i32, ptr: i32, len: i64) -
     // The guest's memory cannot be borrowed across the wait.
     let data = memory[range].to_vec();
     let _ = stream.set_write_timeout(Some(timeout));
+    let waiting = WaitingOnIo::start(&state.backends);
     let result = stream.write_all(&data).await;
+    drop(waiting);
     let state = caller.data_mut();
     state.backends.put_back(fd, stream);
     match result {
