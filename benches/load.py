@@ -15,8 +15,9 @@ Also measured:
   - the backend round trip: the wasm route that connects to an echo backend
     per request, against a native Rust client doing the same round trip
     (benches/native_rtt.rs);
-  - latency at a set rate (oha, coordinated-omission corrected) at 25, 50
-    and 75 % of each route's measured maximum;
+  - latency at a set rate (benches/rate_client.rs: open loop, measured from
+    each request's scheduled time, like wrk2) at 25, 50 and 75 % of each
+    route's measured maximum;
   - the noisy neighbour: the wasm hello's p99 at 50 % of its maximum, alone
     and while another client keeps a guest spinning through its fuel;
   - with --peers: nginx with the same worker count answering the same body,
@@ -24,7 +25,7 @@ Also measured:
 
 Every load runs against 127.0.0.1 only and ends by itself. Results go to
 benches/results/ (latest.json, latest.md, throughput.svg, latency.svg) and
-the summary into benches/RESULTS.md. Tools missing on the machine (wrk, oha,
+the summary into benches/RESULTS.md. Tools missing on the machine (wrk,
 nginx, wasmtime-cli 48, matplotlib) are installed first: Debian packages
 with apt-get, Rust tools with cargo into a cache outside the repository.
 """
@@ -197,21 +198,22 @@ def wrk(url, connections, depth, duration, cpus):
     return json.loads(line)
 
 
-def oha(oha_bin, url, rate, duration, cpus, connections=64):
+def rate_client(port, path, rate, duration, cpus, connections=64):
+    """Latency at a set rate, from benches/rate_client.rs (one pinned core)."""
+    cpu = cpus.split(",")[0]
     out = subprocess.run(
-        ["taskset", "-c", cpus, str(oha_bin), "--no-tui", "--output-format", "json", "-z", f"{max(1, round(duration))}s",
-         "-q", str(int(rate)), "--latency-correction", "-c", str(connections), url],
+        [str(REPO / "target/release/examples/rate_client"), f"127.0.0.1:{port}", path, str(int(rate)),
+         str(duration), str(connections), cpu],
         check=True, capture_output=True, text=True,
     ).stdout
-    data = json.loads(out)
-    pct = data["latencyPercentiles"]
+    data = json.loads(out.strip().splitlines()[-1])
     return {
         "rate": rate,
-        "achieved_rps": data["summary"]["requestsPerSec"],
-        "success_rate": data["summary"]["successRate"],
-        "p50_ms": pct["p50"] * 1000,
-        "p99_ms": pct["p99"] * 1000,
-        "p999_ms": pct["p99.9"] * 1000,
+        "achieved_rps": data["achieved_rps"],
+        "errors": data["errors"],
+        "p50_ms": data["p50_us"] / 1000,
+        "p99_ms": data["p99_us"] / 1000,
+        "p999_ms": data["p999_us"] / 1000,
     }
 
 
@@ -264,10 +266,9 @@ def main():
     server_cpus, client_cpus = split_cpus(args)
     shards = len(server_cpus.split(","))
     ensure_tool("wrk", "wrk")
-    oha_bin = None if args.no_latency else ensure_cargo_tool("oha", "oha")
     if not args.no_build:
         log("building the release binaries")
-        run(["cargo", "build", "--release", "--quiet", "--bins", "--example", "native_rtt"], cwd=REPO)
+        run(["cargo", "build", "--release", "--quiet", "--bins", "--example", "native_rtt", "--example", "rate_client"], cwd=REPO)
     binary = REPO / "target/release/serverless-wasm"
 
     processes = []
@@ -299,9 +300,9 @@ def main():
 
         backend = measure_native_round_trip(f"127.0.0.1:{backend_port}", server_cpus, args)
         latency, noisy = ([], None)
-        if oha_bin:
-            latency = measure_latency(oha_bin, port, summary, args, client_cpus)
-            noisy = measure_noisy_neighbour(oha_bin, port, summary, args, client_cpus)
+        if not args.no_latency:
+            latency = measure_latency(port, summary, args, client_cpus)
+            noisy = measure_noisy_neighbour(port, summary, args, client_cpus)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -315,7 +316,6 @@ def main():
             "serverless-wasm": version([str(binary), "--version"]),
             "rustc": version(["rustc", "--version"]),
             "wrk": version(["wrk", "--version"]),
-            "oha": version([str(oha_bin), "--version"]) if oha_bin else "not used",
             "nginx": version(["nginx", "-v"]) if args.peers else "not used",
             "wasmtime": version([str(CACHE / "bin/wasmtime"), "--version"]) if args.peers else "not used",
         },
@@ -433,28 +433,29 @@ def measure_native_round_trip(backend, server_cpus, args):
     return {"native_round_trips_per_s": rate, "native_errors": native["errors"]}
 
 
-def measure_latency(oha_bin, port, summary, args, client_cpus):
+def measure_latency(port, summary, args, client_cpus):
     results = []
     for name, path in [("native", "/static"), ("wasm-fresh", "/hello-fresh"), ("wasm-reuse", "/hello-reuse")]:
         peak = summary[name]["plain"]["rps_median"]
         for share in (0.25, 0.5, 0.75):
-            r = oha(oha_bin, f"http://127.0.0.1:{port}{path}", peak * share, args.duration, client_cpus)
+            r = rate_client(port, path, peak * share, args.duration, client_cpus)
             r.update({"scenario": name, "share_of_max": share})
             results.append(r)
             log(f"latency {name:<12} at {share:.0%} of max ({r['rate']:,.0f}/s): p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms, p99.9 {r['p999_ms']:.3f} ms")
     return results
 
 
-def measure_noisy_neighbour(oha_bin, port, summary, args, client_cpus):
-    url = f"http://127.0.0.1:{port}/hello-fresh"
-    rate = summary["wasm-fresh"]["plain"]["rps_median"] * 0.5
-    alone = oha(oha_bin, url, rate, args.duration, client_cpus)
+def measure_noisy_neighbour(port, summary, args, client_cpus):
+    """The wasm hello at 25 % of its maximum, alone and while one connection
+    keeps a guest spinning through its fuel budget on the same shard."""
+    rate = summary["wasm-fresh"]["plain"]["rps_median"] * 0.25
+    alone = rate_client(port, "/hello-fresh", rate, args.duration, client_cpus)
     spinner = subprocess.Popen(
-        ["taskset", "-c", client_cpus, "wrk", "-t1", "-c4", f"-d{round(args.duration) + 2}s", f"http://127.0.0.1:{port}/spin"],
+        ["taskset", "-c", client_cpus, "wrk", "-t1", "-c1", f"-d{round(args.duration) + 2}s", f"http://127.0.0.1:{port}/spin"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1)
-        beside = oha(oha_bin, url, rate, args.duration, client_cpus)
+        beside = rate_client(port, "/hello-fresh", rate, args.duration, client_cpus)
     finally:
         spinner.wait()
     ratio = beside["p99_ms"] / alone["p99_ms"] if alone["p99_ms"] else None
@@ -535,14 +536,14 @@ def render_markdown(report):
         lines += ["", f"Backend round trip: native client {backend['native_round_trips_per_s']:,.0f} round trips/s "
                       f"(64 concurrent, one glommio shard on the server CPU)."]
     if report.get("latency"):
-        lines += ["", "Latency at a set rate (oha, latency-corrected, 64 connections):", "",
+        lines += ["", "Latency at a set rate (benches/rate_client.rs: open loop, from the scheduled send time; 64 connections):", "",
                   "| scenario | share of max | rate req/s | p50 ms | p99 ms | p99.9 ms |", "|---|---:|---:|---:|---:|---:|"]
         for r in report["latency"]:
             lines.append(f"| {r['scenario']} | {r['share_of_max']:.0%} | {r['rate']:,.0f} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['p999_ms']:.3f} |")
     noisy = report.get("noisy_neighbour")
     if noisy:
         lines += ["", f"Noisy neighbour (wasm-fresh at {noisy['rate']:,.0f} req/s): p99 {noisy['alone']['p99_ms']:.3f} ms alone, "
-                      f"{noisy['beside_spinner']['p99_ms']:.3f} ms while 4 connections keep a guest spinning through its fuel "
+                      f"{noisy['beside_spinner']['p99_ms']:.3f} ms while one connection keeps a guest spinning through its fuel "
                       f"(x{fmt(noisy['p99_ratio'])})."]
     lines += ["", "| target | measured | goal | met |", "|---|---:|---:|---|"]
     for t in report["targets"]:

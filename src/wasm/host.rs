@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use send_wrapper::SendWrapper;
+use super::shard_local::ShardLocal;
 use wasmtime::{Caller, Memory, StoreLimits, StoreLimitsBuilder};
 
 use super::net::Backends;
@@ -24,7 +24,7 @@ const MAX_REASON_BYTES: usize = 256;
 /// which checks that promise at run time instead of asserting it with
 /// `unsafe`.
 pub struct HostState {
-    pub(super) route: SendWrapper<Rc<RouteContext>>,
+    pub(super) route: ShardLocal<Rc<RouteContext>>,
     /// The request being served; `None` between requests.
     pub(super) request: Option<Request>,
     pub(super) response: GuestResponse,
@@ -32,7 +32,7 @@ pub struct HostState {
     pub(super) memory: Option<Memory>,
     pub(super) limits: StoreLimits,
     pub(super) log: LogBudget,
-    pub(super) backends: SendWrapper<Backends>,
+    pub(super) backends: ShardLocal<Backends>,
     /// Set while instantiating at start-up (no shard, no sockets).
     pub(super) trial: bool,
 }
@@ -49,13 +49,13 @@ impl HostState {
             .build();
         let log = LogBudget::new(guest.max_log_bytes);
         HostState {
-            route: SendWrapper::new(route),
+            route: ShardLocal::new(route),
             request: None,
             response: GuestResponse::default(),
             memory: None,
             limits,
             log,
-            backends: SendWrapper::new(Backends::default()),
+            backends: ShardLocal::new(Backends::default()),
             trial,
         }
     }

@@ -10,6 +10,7 @@
 //! - `host`: the store data and guest-memory access.
 //! - `net`: guest TCP to backends.
 //! - `route`: per-shard route context and counters.
+//! - `shard_local`: the one `unsafe impl Send`, for shard-local store data.
 //! - `pool`: concurrency and the fresh/reuse recycle policy.
 //! - `invoke`: one call under fuel and a deadline, and its classification.
 
@@ -22,6 +23,7 @@ mod load;
 mod net;
 mod pool;
 mod route;
+mod shard_local;
 
 use std::sync::Arc;
 

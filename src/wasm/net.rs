@@ -13,9 +13,9 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::shard_local::ShardLocal;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use send_wrapper::SendWrapper;
 use wasmtime::{Caller, Linker};
 
 use super::abi::MODULE;
@@ -125,20 +125,20 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap_async(
         MODULE,
         "tcp_connect",
-        |caller: Caller<'_, HostState>, (ptr, len): (i32, i64)| Box::new(SendWrapper::new(connect(caller, ptr, len))),
+        |caller: Caller<'_, HostState>, (ptr, len): (i32, i64)| Box::new(ShardLocal::new(connect(caller, ptr, len))),
     )?;
     linker.func_wrap_async(
         MODULE,
         "tcp_read",
         |caller: Caller<'_, HostState>, (fd, ptr, cap): (i32, i32, i64)| {
-            Box::new(SendWrapper::new(read(caller, fd, ptr, cap)))
+            Box::new(ShardLocal::new(read(caller, fd, ptr, cap)))
         },
     )?;
     linker.func_wrap_async(
         MODULE,
         "tcp_write",
         |caller: Caller<'_, HostState>, (fd, ptr, len): (i32, i32, i64)| {
-            Box::new(SendWrapper::new(write(caller, fd, ptr, len)))
+            Box::new(ShardLocal::new(write(caller, fd, ptr, len)))
         },
     )?;
     linker.func_wrap(
