@@ -600,10 +600,11 @@ def draw_charts(report):
     plt.close(fig)
 
 
-def record(markdown):
+def record(markdown, section="load"):
+    """Replaces the `section` of benches/RESULTS.md (between its markers)."""
     path = BENCHES / "RESULTS.md"
-    begin, end = "<!-- load:begin -->", "<!-- load:end -->"
-    text = path.read_text() if path.exists() else f"# Benchmark results\n\n{begin}\n{end}\n"
+    begin, end = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
     if begin not in text:
         text += f"\n{begin}\n{end}\n"
     head, rest = text.split(begin, 1)

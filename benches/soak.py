@@ -193,7 +193,7 @@ def main():
     if not args.no_plot and samples:
         plot(samples)
     if args.record:
-        record(markdown)
+        load.record(markdown, "soak")
     sys.exit(0 if all(t["met"] for t in report["targets"]) else 1)
 
 
@@ -275,17 +275,6 @@ def plot(samples):
     fig.tight_layout()
     fig.savefig(RESULTS / "soak.svg")
     plt.close(fig)
-
-
-def record(markdown):
-    path = BENCHES / "RESULTS.md"
-    begin, end = "<!-- soak:begin -->", "<!-- soak:end -->"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if begin not in text:
-        text += f"\n{begin}\n{end}\n"
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{begin}\n{markdown}{end}{tail}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,226 @@
+//! The validated configuration's types: what the rest of the server reads.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::http::{FramingLimits, Method};
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from (errors and logs name it).
+    pub source: PathBuf,
+    pub listen_address: SocketAddr,
+    pub server: ServerConfig,
+    pub routes: Vec<RouteSpec>,
+}
+
+/// The `[server]` table, with defaults applied.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// `None`: one shard per CPU the process may run on.
+    pub shards: Option<usize>,
+    /// CPUs to pin shards to, in order; `None`: every CPU available.
+    pub cpus: Option<Vec<usize>>,
+    /// Request framing bounds; `max_body` is the default for routes.
+    pub framing: FramingLimits,
+    pub timeouts: Timeouts,
+    pub max_connections_per_shard: usize,
+    pub listen_backlog: u32,
+    pub read_buffer_bytes: usize,
+    /// glommio: how often a busy shard stops running tasks to poll I/O.
+    pub preempt_timer: Duration,
+    /// glommio: busy-poll this long before sleeping when idle.
+    pub spin_before_park: Option<Duration>,
+    pub engine: EngineLimits,
+    /// Add `x-serverless-shard: N` to every response (for tests and
+    /// debugging; off by default).
+    pub shard_header: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// From the first byte of a request to the end of its head; then 408.
+    pub header: Duration,
+    /// For the whole body once the head is in; then 408.
+    pub body: Duration,
+    /// Idle keep-alive connection with no request started; then closed.
+    pub keepalive: Duration,
+    /// A client that does not read its responses; then closed.
+    pub write: Duration,
+    /// On SIGTERM/SIGINT, how long in-flight connections may finish.
+    pub drain: Duration,
+}
+
+/// Settings of the shared wasmtime engine and its pooling allocator.
+#[derive(Clone, Copy, Debug)]
+pub struct EngineLimits {
+    /// Instance slots (memories, tables, stacks) reserved per shard.
+    pub instance_slots_per_shard: u32,
+    /// Bytes of each linear memory kept resident (reset in place) when a
+    /// slot is reused, instead of being returned to the kernel.
+    pub keep_resident_bytes: usize,
+    pub max_wasm_stack_bytes: usize,
+}
+
+/// Where something was written in the config file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// One route: method and path, and what answers it.
+#[derive(Clone, Debug)]
+pub struct RouteSpec {
+    /// Position in `[[applications]]`, from 0.
+    pub index: usize,
+    pub method: Method,
+    pub path: RoutePath,
+    pub handler: HandlerSpec,
+    pub max_body_bytes: usize,
+    /// Where the entry's `method` is written.
+    pub at: Location,
+}
+
+impl RouteSpec {
+    /// "GET /hello": how logs name the route.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoutePath {
+    /// `url_path = "/hello"`: this path only.
+    Exact(String),
+    /// `url_path = "/static/*"`: `/static` and everything below `/static/`.
+    /// The stored string is the prefix without the `/*`.
+    Prefix(String),
+}
+
+impl fmt::Display for RoutePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoutePath::Exact(p) => f.write_str(p),
+            RoutePath::Prefix(p) => write!(f, "{p}/*"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum HandlerSpec {
+    /// Answered natively, without wasm: the baseline for benchmarks.
+    Static(StaticSpec),
+    Wasm(Box<WasmSpec>),
+}
+
+#[derive(Clone, Debug)]
+pub struct StaticSpec {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct WasmSpec {
+    pub file: PathBuf,
+    pub file_at: Location,
+    /// The export to call.
+    pub function: String,
+    pub function_at: Location,
+    /// The route's initial state, read by `db_get`.
+    pub env: BTreeMap<String, String>,
+    pub limits: GuestLimits,
+    pub outbound: OutboundPolicy,
+}
+
+/// How a wasm route's instances are recycled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstancePolicy {
+    /// A clean instance for every request: nothing leaks between requests.
+    Fresh,
+    /// An instance serves up to `max_requests` requests, keeping its memory
+    /// and globals between them, unless it traps, runs out of fuel or times
+    /// out (then it is discarded).
+    Reuse { max_requests: u64 },
+}
+
+/// Per-request bounds on a guest, all enforced by the host.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestLimits {
+    pub fuel: u64,
+    pub fuel_yield_interval: u64,
+    pub timeout: Duration,
+    pub memory_limit: usize,
+    pub table_elements_limit: u32,
+    pub max_response_bytes: usize,
+    pub max_log_bytes: usize,
+    pub instance: InstancePolicy,
+    /// Requests of this route running at once on one shard.
+    pub max_concurrency: usize,
+    /// Requests waiting for a turn on one shard; past it: 503.
+    pub max_queue: usize,
+    /// Instances kept ready (reuse mode) per shard.
+    pub warm_instances: usize,
+}
+
+/// Which backends a guest may open TCP connections to, and how much.
+#[derive(Clone, Debug)]
+pub struct OutboundPolicy {
+    pub allowed: Vec<Endpoint>,
+    /// True when the route has no `allowed_outbound` and `allowed` holds the
+    /// `host:port` values of its `env` instead: that is how the original
+    /// project's configs name a guest's backend, and they must keep working.
+    pub allowed_from_env: bool,
+    pub connect_timeout: Duration,
+    pub io_timeout: Duration,
+    pub max_connections: usize,
+    pub max_bytes: u64,
+}
+
+/// `host:port` as written in `allowed_outbound` (host lower-cased).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    pub fn parse(text: &str) -> Result<Endpoint, String> {
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{text:?} is not host:port"))?;
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("{text:?}: port must be a number from 1 to 65535"))?;
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+        if !host_ok {
+            return Err(format!("{text:?}: invalid host (wildcards are not supported)"));
+        }
+        Ok(Endpoint {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}

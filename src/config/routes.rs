@@ -1,0 +1,379 @@
+//! `[[applications]]`: one route each, native or wasm, with its limits.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::defaults::*;
+use super::{
+    ConfigError, Ctx, Endpoint, GuestLimits, HandlerSpec, InstancePolicy, OutboundPolicy, RoutePath, RouteSpec,
+    ServerConfig, StaticSpec, WasmSpec, bounded, bounded_size, millis, raw,
+};
+use crate::http::Method;
+
+pub(super) fn route_spec(
+    ctx: &Ctx<'_>,
+    index: usize,
+    app: &raw::RawApplication,
+    server: &ServerConfig,
+) -> Result<RouteSpec, ConfigError> {
+    let key = |name: &str| format!("applications[{index}].{name}");
+    let method = parse_method(app.method.get_ref()).ok_or_else(|| {
+        let allowed: Vec<&str> = Method::ROUTABLE.iter().map(|m| m.as_str()).collect();
+        ctx.error(
+            &app.method,
+            &key("method"),
+            format!(
+                "bad method {:?}: expected one of {}",
+                app.method.get_ref(),
+                allowed.join(", ")
+            ),
+        )
+    })?;
+    let path = parse_route_path(app.url_path.get_ref()).map_err(|m| ctx.error(&app.url_path, &key("url_path"), m))?;
+    let max_body_bytes = bounded_size(
+        ctx,
+        &app.max_body_bytes,
+        &key("max_body_bytes"),
+        server.framing.max_body,
+        0,
+        MAX_BODY_BYTES,
+    )?;
+
+    let handler = match (&app.file_path, &app.static_body) {
+        (Some(_), Some(body)) => {
+            return Err(ctx.error(
+                body,
+                &key("static_body"),
+                "a route has either file_path or static_body, not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(ctx.error(
+                &app.method,
+                &key("file_path"),
+                "the route needs a file_path (wasm) or a static_body (native)".into(),
+            ));
+        }
+        (None, Some(body)) => {
+            reject_wasm_keys(ctx, index, app)?;
+            HandlerSpec::Static(static_spec(ctx, index, app, body)?)
+        }
+        (Some(file), None) => {
+            for (name, present) in [
+                ("status", app.status.as_ref().map(|s| s.span())),
+                ("content_type", app.content_type.as_ref().map(|s| s.span())),
+            ] {
+                if let Some(span) = present {
+                    return Err(ctx.error_at(
+                        ctx.locate(span.start),
+                        &key(name),
+                        format!("{name} applies to static_body routes; a wasm route sets its own status and headers"),
+                    ));
+                }
+            }
+            HandlerSpec::Wasm(Box::new(wasm_spec(ctx, index, app, file)?))
+        }
+    };
+    Ok(RouteSpec {
+        index,
+        method,
+        path,
+        handler,
+        max_body_bytes,
+        at: ctx.at(&app.method),
+    })
+}
+
+fn parse_method(text: &str) -> Option<Method> {
+    Method::ROUTABLE.iter().copied().find(|m| m.as_str() == text)
+}
+
+fn parse_route_path(text: &str) -> Result<RoutePath, String> {
+    if !text.starts_with('/') {
+        return Err(format!("{text:?} must start with '/'"));
+    }
+    if text.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'?' || b == b'#') {
+        return Err(format!(
+            "{text:?} must not contain spaces, control characters, '?' or '#'"
+        ));
+    }
+    match text.strip_suffix("/*") {
+        Some(prefix) if !prefix.contains('*') => Ok(RoutePath::Prefix(prefix.to_string())),
+        _ if text.contains('*') => Err(format!(
+            "{text:?}: '*' is only allowed as a final \"/*\" (prefix route)"
+        )),
+        _ => Ok(RoutePath::Exact(text.to_string())),
+    }
+}
+
+fn static_spec(
+    ctx: &Ctx<'_>,
+    index: usize,
+    app: &raw::RawApplication,
+    body: &Spanned<String>,
+) -> Result<StaticSpec, ConfigError> {
+    let status = bounded(
+        ctx,
+        &app.status,
+        &format!("applications[{index}].status"),
+        200,
+        200,
+        999,
+    )?;
+    let content_type = match &app.content_type {
+        None => DEFAULT_STATIC_CONTENT_TYPE.to_string(),
+        Some(ct) if crate::http::is_field_value(ct.get_ref().as_bytes()) && !ct.get_ref().is_empty() => {
+            ct.get_ref().clone()
+        }
+        Some(ct) => {
+            return Err(ctx.error(
+                ct,
+                &format!("applications[{index}].content_type"),
+                format!("{:?} is not a valid header value", ct.get_ref()),
+            ));
+        }
+    };
+    Ok(StaticSpec {
+        status,
+        content_type,
+        body: body.get_ref().clone(),
+    })
+}
+
+/// A static route with wasm-only keys is a mistake worth reporting.
+fn reject_wasm_keys(ctx: &Ctx<'_>, index: usize, app: &raw::RawApplication) -> Result<(), ConfigError> {
+    let spans = [
+        ("function", app.function.as_ref().map(|v| v.span())),
+        ("env", app.env.as_ref().map(|v| v.span())),
+        ("fuel", app.fuel.as_ref().map(|v| v.span())),
+        (
+            "fuel_yield_interval",
+            app.fuel_yield_interval.as_ref().map(|v| v.span()),
+        ),
+        ("timeout_ms", app.timeout_ms.as_ref().map(|v| v.span())),
+        ("memory_limit", app.memory_limit.as_ref().map(|v| v.span())),
+        (
+            "table_elements_limit",
+            app.table_elements_limit.as_ref().map(|v| v.span()),
+        ),
+        ("max_response_bytes", app.max_response_bytes.as_ref().map(|v| v.span())),
+        ("max_log_bytes", app.max_log_bytes.as_ref().map(|v| v.span())),
+        ("instance", app.instance.as_ref().map(|v| v.span())),
+        (
+            "max_requests_per_instance",
+            app.max_requests_per_instance.as_ref().map(|v| v.span()),
+        ),
+        ("max_concurrency", app.max_concurrency.as_ref().map(|v| v.span())),
+        ("max_queue", app.max_queue.as_ref().map(|v| v.span())),
+        ("warm_instances", app.warm_instances.as_ref().map(|v| v.span())),
+        (
+            "allowed_outbound",
+            app.allowed_outbound.as_ref().and_then(|v| v.first()).map(|v| v.span()),
+        ),
+        ("connect_timeout_ms", app.connect_timeout_ms.as_ref().map(|v| v.span())),
+        ("io_timeout_ms", app.io_timeout_ms.as_ref().map(|v| v.span())),
+        (
+            "max_backend_connections",
+            app.max_backend_connections.as_ref().map(|v| v.span()),
+        ),
+        ("max_backend_bytes", app.max_backend_bytes.as_ref().map(|v| v.span())),
+    ];
+    match spans.into_iter().find_map(|(name, span)| span.map(|s| (name, s))) {
+        None => Ok(()),
+        Some((name, span)) => Err(ctx.error_at(
+            ctx.locate(span.start),
+            &format!("applications[{index}].{name}"),
+            format!("{name} applies to wasm routes (file_path), not to static_body routes"),
+        )),
+    }
+}
+
+fn wasm_spec(
+    ctx: &Ctx<'_>,
+    index: usize,
+    app: &raw::RawApplication,
+    file: &Spanned<String>,
+) -> Result<WasmSpec, ConfigError> {
+    let key = |name: &str| format!("applications[{index}].{name}");
+    let resolved = resolve_file(ctx.path, file.get_ref()).map_err(|m| ctx.error(file, &key("file_path"), m))?;
+    let function = app
+        .function
+        .as_ref()
+        .map_or(DEFAULT_FUNCTION.to_string(), |f| f.get_ref().clone());
+    let instance = match app.instance.as_ref().map(|i| i.get_ref().as_str()) {
+        None | Some("fresh") => {
+            if let Some(m) = &app.max_requests_per_instance {
+                return Err(ctx.error(
+                    m,
+                    &key("max_requests_per_instance"),
+                    "applies only with instance = \"reuse\"".into(),
+                ));
+            }
+            InstancePolicy::Fresh
+        }
+        Some("reuse") => InstancePolicy::Reuse {
+            max_requests: bounded(
+                ctx,
+                &app.max_requests_per_instance,
+                &key("max_requests_per_instance"),
+                DEFAULT_MAX_REQUESTS_PER_INSTANCE,
+                1,
+                u64::MAX,
+            )?,
+        },
+        Some(other) => {
+            let at = app.instance.as_ref().map(|i| ctx.at(i)).unwrap_or_default();
+            return Err(ctx.error_at(
+                at,
+                &key("instance"),
+                format!("{other:?} is not an instance policy: use \"fresh\" or \"reuse\""),
+            ));
+        }
+    };
+    let fuel = bounded(ctx, &app.fuel, &key("fuel"), DEFAULT_FUEL, 1, u64::MAX / 2)?;
+    let limits = GuestLimits {
+        fuel,
+        fuel_yield_interval: bounded(
+            ctx,
+            &app.fuel_yield_interval,
+            &key("fuel_yield_interval"),
+            DEFAULT_FUEL_YIELD_INTERVAL.min(fuel),
+            1_000,
+            u64::MAX / 2,
+        )?,
+        timeout: millis(
+            ctx,
+            &app.timeout_ms,
+            &key("timeout_ms"),
+            DEFAULT_GUEST_TIMEOUT,
+            Duration::from_secs(3600),
+        )?,
+        memory_limit: bounded_size(
+            ctx,
+            &app.memory_limit,
+            &key("memory_limit"),
+            DEFAULT_MEMORY_LIMIT,
+            WASM_PAGE,
+            MAX_MEMORY_LIMIT,
+        )?,
+        table_elements_limit: bounded(
+            ctx,
+            &app.table_elements_limit,
+            &key("table_elements_limit"),
+            DEFAULT_TABLE_ELEMENTS,
+            0,
+            10_000_000,
+        )?,
+        max_response_bytes: bounded_size(
+            ctx,
+            &app.max_response_bytes,
+            &key("max_response_bytes"),
+            DEFAULT_MAX_RESPONSE_BYTES,
+            0,
+            1 << 30,
+        )?,
+        max_log_bytes: bounded_size(
+            ctx,
+            &app.max_log_bytes,
+            &key("max_log_bytes"),
+            DEFAULT_MAX_LOG_BYTES,
+            0,
+            16 << 20,
+        )?,
+        instance,
+        max_concurrency: bounded(
+            ctx,
+            &app.max_concurrency,
+            &key("max_concurrency"),
+            DEFAULT_MAX_CONCURRENCY,
+            1,
+            100_000,
+        )?,
+        max_queue: bounded(ctx, &app.max_queue, &key("max_queue"), DEFAULT_MAX_QUEUE, 0, 1_000_000)?,
+        warm_instances: bounded(
+            ctx,
+            &app.warm_instances,
+            &key("warm_instances"),
+            DEFAULT_WARM_INSTANCES,
+            0,
+            10_000,
+        )?,
+    };
+    let env = app.env.as_ref().map(|e| e.get_ref().clone()).unwrap_or_default();
+    let mut allowed = Vec::new();
+    for entry in app.allowed_outbound.iter().flatten() {
+        allowed.push(Endpoint::parse(entry.get_ref()).map_err(|m| ctx.error(entry, &key("allowed_outbound"), m))?);
+    }
+    let allowed_from_env = app.allowed_outbound.is_none();
+    if allowed_from_env {
+        allowed.extend(env.values().filter_map(|v| Endpoint::parse(v).ok()));
+    }
+    let outbound = OutboundPolicy {
+        allowed,
+        allowed_from_env,
+        connect_timeout: millis(
+            ctx,
+            &app.connect_timeout_ms,
+            &key("connect_timeout_ms"),
+            DEFAULT_CONNECT_TIMEOUT,
+            Duration::from_secs(600),
+        )?,
+        io_timeout: millis(
+            ctx,
+            &app.io_timeout_ms,
+            &key("io_timeout_ms"),
+            DEFAULT_IO_TIMEOUT,
+            Duration::from_secs(3600),
+        )?,
+        max_connections: bounded(
+            ctx,
+            &app.max_backend_connections,
+            &key("max_backend_connections"),
+            DEFAULT_MAX_BACKEND_CONNECTIONS,
+            0,
+            1024,
+        )?,
+        max_bytes: bounded_size(
+            ctx,
+            &app.max_backend_bytes,
+            &key("max_backend_bytes"),
+            DEFAULT_MAX_BACKEND_BYTES,
+            0,
+            1 << 40,
+        )? as u64,
+    };
+    Ok(WasmSpec {
+        file: resolved,
+        file_at: ctx.at(file),
+        function_at: app.function.as_ref().map(|f| ctx.at(f)).unwrap_or_else(|| ctx.at(file)),
+        function,
+        env,
+        limits,
+        outbound,
+    })
+}
+
+/// Relative paths resolve against the config file's directory first, then
+/// the working directory (where the original server looked).
+fn resolve_file(config_path: &Path, file: &str) -> Result<PathBuf, String> {
+    let given = Path::new(file);
+    let candidates: Vec<PathBuf> = if given.is_absolute() {
+        vec![given.to_path_buf()]
+    } else {
+        let config_dir = config_path.parent().unwrap_or(Path::new("."));
+        let mut c = vec![config_dir.join(given)];
+        if let Ok(cwd) = std::env::current_dir() {
+            c.push(cwd.join(given));
+        }
+        c
+    };
+    for candidate in &candidates {
+        if candidate.is_file() {
+            return Ok(candidate.clone());
+        }
+    }
+    let tried: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
+    Err(format!("wasm file {file:?} not found; tried {}", tried.join(", ")))
+}
