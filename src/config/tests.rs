@@ -11,7 +11,9 @@ fn parse_ok(text: &str) -> Config {
 }
 
 fn parse_err(text: &str) -> String {
-    parse(Path::new("test.toml"), text).expect_err("must be refused").to_string()
+    parse(Path::new("test.toml"), text)
+        .expect_err("must be refused")
+        .to_string()
 }
 
 #[test]
@@ -54,15 +56,29 @@ fn errors_name_line_column_and_key() {
     assert!(err.starts_with("test.toml:3:"), "{err}");
     assert!(err.contains("invalid size unit"), "{err}");
     let err = parse_err("listen_address = \"127.0.0.1:0\"\n[server]\nmax_header_bytes = 300\n");
-    assert!(err.contains("server.max_header_bytes") && err.contains("at least max_request_line_bytes"), "{err}");
-    let err = parse_err("listen_address = \"127.0.0.1:0\"\n[[applications]]\nmethod = \"GET\"\nurl_path = \"/a*b\"\nstatic_body = \"\"\n");
+    assert!(
+        err.contains("server.max_header_bytes") && err.contains("at least max_request_line_bytes"),
+        "{err}"
+    );
+    let err = parse_err(
+        "listen_address = \"127.0.0.1:0\"\n[[applications]]\nmethod = \"GET\"\nurl_path = \"/a*b\"\nstatic_body = \"\"\n",
+    );
     assert!(err.contains("test.toml:4:12: applications[0].url_path"), "{err}");
 }
 
 #[test]
 fn endpoints_are_host_and_port() {
-    assert_eq!(Endpoint::parse("DB.internal:5432"), Ok(Endpoint { host: "db.internal".into(), port: 5432 }));
-    assert_eq!(Endpoint::parse("[::1]:80").map(|e| e.to_string()), Ok("[::1]:80".to_string()));
+    assert_eq!(
+        Endpoint::parse("DB.internal:5432"),
+        Ok(Endpoint {
+            host: "db.internal".into(),
+            port: 5432
+        })
+    );
+    assert_eq!(
+        Endpoint::parse("[::1]:80").map(|e| e.to_string()),
+        Ok("[::1]:80".to_string())
+    );
     assert!(Endpoint::parse("no-port").is_err());
     assert!(Endpoint::parse("host:0").is_err());
     assert!(Endpoint::parse("*.internal:80").is_err());

@@ -772,6 +772,18 @@ mod tests {
         assert_eq!(error_of(chunked_too_big), HttpError::ContentTooLarge);
     }
 
+    /// Regression: a bare LF past the head limit was a 400 when the head
+    /// arrived in one read and a 431 when it trickled in (the limit was hit
+    /// first); found writing the `http_decoder` fuzz target, which asserts
+    /// that splitting never changes the outcome.
+    #[test]
+    fn the_error_does_not_depend_on_read_boundaries() {
+        let input = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\nY: z\r\n\r\n", "a".repeat(300));
+        assert_eq!(error_of(input.as_bytes()), HttpError::HeaderFieldsTooLarge);
+        let long_first_line = format!("GET /{}\n", "a".repeat(100));
+        assert_eq!(error_of(long_first_line.as_bytes()), HttpError::UriTooLong);
+    }
+
     #[test]
     fn keep_alive_rules() {
         let mut d = Decoder::new(LIMITS);

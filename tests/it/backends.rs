@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Client, EchoBackend, Redis, TestServer, free_port};
+use crate::harness::{Client, EchoBackend, Redis, TestServer, free_port, refusing_port};
 
 fn backend_route(path: &str, backend: &str, extra: &str) -> String {
     format!(
@@ -72,7 +72,8 @@ fn the_seed_abi_guest_talks_to_a_backend() {
 
 #[test]
 fn a_backend_that_is_down_is_a_502() {
-    let nobody = format!("127.0.0.1:{}", free_port());
+    let (_held, port) = refusing_port();
+    let nobody = format!("127.0.0.1:{port}");
     let config = backend_route("/backend", &nobody, &format!("allowed_outbound = [\"{nobody}\"]"));
     let server = TestServer::start(&config, &["--shards", "1"]);
     let response = server.get("/backend");
@@ -274,7 +275,7 @@ fn redis_get_and_set() {
 
 #[test]
 fn redis_down_is_a_502() {
-    let port = free_port();
+    let (_held, port) = refusing_port();
     let server = TestServer::start(&REDIS_ROUTES.replace("PORT", &port.to_string()), &["--shards", "1"]);
     let response = server.get("/counter/x");
     assert_eq!(response.status, 502);
