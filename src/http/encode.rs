@@ -89,13 +89,8 @@ pub fn write_parts(
         out.extend_from_slice(meta.date);
         out.extend_from_slice(b"\r\n");
     }
-    for (name, value) in headers {
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    }
-    for (name, value) in meta.extra_headers {
+    let handler_headers = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice()));
+    for (name, value) in handler_headers.chain(meta.extra_headers.iter().copied()) {
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);

@@ -229,11 +229,9 @@ fn db_get(
     let (memory, state) = memory_and_state(&mut caller, "db_get")?;
     let key = guest_range(memory.len(), "db_get", key_ptr, key_len)?;
     let env = &state.route.env;
-    let value = std::str::from_utf8(&memory[key])
-        .ok()
-        .and_then(|k| env.get(k))
-        .map(|v| v.as_bytes().to_vec());
-    copy_out(memory, "db_get", value.as_deref(), val_ptr, val_cap)
+    // The value borrows the store's data, not guest memory: no copy needed.
+    let value = std::str::from_utf8(&memory[key]).ok().and_then(|k| env.get(k));
+    copy_out(memory, "db_get", value.map(|v| v.as_bytes()), val_ptr, val_cap)
 }
 
 fn request_header(
@@ -245,9 +243,6 @@ fn request_header(
 ) -> wasmtime::Result<i64> {
     let (memory, state) = memory_and_state(&mut caller, "request_header")?;
     let name = guest_range(memory.len(), "request_header", name_ptr, name_len)?;
-    let value = state
-        .request
-        .as_ref()
-        .and_then(|r| r.header(&memory[name]).map(<[u8]>::to_vec));
-    copy_out(memory, "request_header", value.as_deref(), val_ptr, val_cap)
+    let value = state.request.as_ref().and_then(|r| r.header(&memory[name]));
+    copy_out(memory, "request_header", value, val_ptr, val_cap)
 }

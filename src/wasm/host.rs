@@ -60,11 +60,11 @@ impl HostState {
         }
     }
 
-    /// Clears what one request left behind (for a reused instance).
+    /// Clears what one request left behind (for a reused instance). Its
+    /// backend sockets were already closed when it ended (`Instance::call`).
     pub(super) fn reset(&mut self) {
         self.response.clear();
         self.log = LogBudget::new(self.route.limits.max_log_bytes);
-        self.backends.close_all();
     }
 
     pub(super) fn route(&self) -> &RouteContext {
