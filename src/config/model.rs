@@ -183,7 +183,7 @@ pub struct OutboundPolicy {
 }
 
 /// `host:port` as written in `allowed_outbound` (host lower-cased).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     pub host: String,
     pub port: u16,

@@ -61,7 +61,40 @@ enum State {
     Length {
         remaining: usize,
     },
-    Chunked(Chunk),
+    Chunked(ChunkedBody),
+}
+
+/// A chunked body being decoded: where the state machine is and how many
+/// body bytes it has produced (the limit counts them, not what the caller
+/// still holds, so a caller that streams the body out stays bounded).
+/// Also used by the outbound HTTP client for chunked responses.
+#[derive(Debug)]
+pub struct ChunkedBody {
+    chunk: Chunk,
+    received: u64,
+}
+
+impl Default for ChunkedBody {
+    fn default() -> ChunkedBody {
+        ChunkedBody {
+            chunk: Chunk::Size { size: 0, digits: 0 },
+            received: 0,
+        }
+    }
+}
+
+impl ChunkedBody {
+    /// Decodes what it can of `buf`, appending body bytes to `body`.
+    /// Returns the bytes used and whether the body (trailers included) is
+    /// complete; `max_head` bounds the trailers and `max_body` the body.
+    pub fn decode(
+        &mut self,
+        buf: &[u8],
+        body: &mut Vec<u8>,
+        limits: &FramingLimits,
+    ) -> Result<(usize, bool), HttpError> {
+        decode_chunked(&mut self.chunk, &mut self.received, buf, body, limits)
+    }
 }
 
 #[derive(Debug)]
@@ -151,7 +184,7 @@ impl Decoder {
                         BodyFraming::None => State::Head { scanned: 0 },
                         BodyFraming::Length(0) => State::Head { scanned: 0 },
                         BodyFraming::Length(n) => State::Length { remaining: n },
-                        BodyFraming::Chunked => State::Chunked(Chunk::Size { size: 0, digits: 0 }),
+                        BodyFraming::Chunked => State::Chunked(ChunkedBody::default()),
                     };
                     if matches!(self.state, State::Head { .. }) {
                         return Ok((consumed, Decoded::Complete));
@@ -169,8 +202,8 @@ impl Decoder {
                     self.finish();
                     return Ok((consumed, Decoded::Complete));
                 }
-                State::Chunked(chunk) => {
-                    let (used, done) = decode_chunked(chunk, rest, req, &self.limits)?;
+                State::Chunked(chunked) => {
+                    let (used, done) = chunked.decode(rest, &mut req.body, &self.limits)?;
                     consumed += used;
                     if done {
                         self.finish();
@@ -454,8 +487,9 @@ impl Codings {
 /// whether the body (with its trailers) is complete.
 fn decode_chunked(
     chunk: &mut Chunk,
+    received: &mut u64,
     buf: &[u8],
-    req: &mut Request,
+    body: &mut Vec<u8>,
     limits: &FramingLimits,
 ) -> Result<(usize, bool), HttpError> {
     let mut i = 0;
@@ -508,7 +542,7 @@ fn decode_chunked(
                         cr: false,
                     };
                 } else {
-                    if (req.body.len() as u64).saturating_add(size) > limits.max_body as u64 {
+                    if received.saturating_add(size) > limits.max_body as u64 {
                         return Err(HttpError::ContentTooLarge);
                     }
                     *chunk = Chunk::Data { remaining: size };
@@ -517,7 +551,8 @@ fn decode_chunked(
             Chunk::Data { remaining } => {
                 // The body limit was checked against this size already.
                 let take = (buf.len() - i).min(usize::try_from(*remaining).unwrap_or(usize::MAX));
-                req.body.extend_from_slice(&buf[i..i + take]);
+                body.extend_from_slice(&buf[i..i + take]);
+                *received += take as u64;
                 i += take;
                 *remaining -= take as u64;
                 if *remaining == 0 {

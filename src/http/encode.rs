@@ -54,9 +54,24 @@ pub fn write_response(out: &mut Vec<u8>, response: &Response, meta: &ResponseMet
         response.status,
         &response.reason,
         &response.headers,
-        &response.body,
+        BodyFraming::Whole(&response.body),
         meta,
     );
+}
+
+/// How the body after a head is framed.
+#[derive(Clone, Copy, Debug)]
+pub enum BodyFraming<'a> {
+    /// The whole body, written with the head.
+    Whole(&'a [u8]),
+    /// A streamed body of a known length (the handler declared it).
+    Length(u64),
+    /// A streamed body of unknown length: chunked, which also carries
+    /// trailers. HTTP/1.1 only.
+    Chunked,
+    /// A streamed body of unknown length to an HTTP/1.0 client: ends when
+    /// the connection closes (`meta.keep_alive` must be false).
+    UntilClose,
 }
 
 /// The writer behind [`write_response`], on borrowed parts so that routes
@@ -66,7 +81,7 @@ pub fn write_parts(
     status: u16,
     reason: &[u8],
     headers: &[(Vec<u8>, Vec<u8>)],
-    body: &[u8],
+    body: BodyFraming<'_>,
     meta: &ResponseMeta<'_>,
 ) {
     let mut status_buf = itoa::Buffer::new();
@@ -91,25 +106,61 @@ pub fn write_parts(
     }
     let handler_headers = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice()));
     for (name, value) in handler_headers.chain(meta.extra_headers.iter().copied()) {
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
+        write_field(out, name, value);
     }
     let with_body = status_has_body(status);
-    if with_body {
-        let mut len_buf = itoa::Buffer::new();
-        out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(len_buf.format(body.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
+    let mut len_buf = itoa::Buffer::new();
+    match body {
+        _ if !with_body => {}
+        BodyFraming::Whole(bytes) => {
+            write_field(out, b"Content-Length", len_buf.format(bytes.len()).as_bytes());
+        }
+        BodyFraming::Length(n) => write_field(out, b"Content-Length", len_buf.format(n).as_bytes()),
+        BodyFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        BodyFraming::UntilClose => {}
     }
     if !meta.keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if with_body && !meta.head_only {
-        out.extend_from_slice(body);
+    if let BodyFraming::Whole(bytes) = body
+        && with_body
+        && !meta.head_only
+    {
+        out.extend_from_slice(bytes);
     }
+}
+
+/// Whether a response with this status carries a body at all.
+pub fn has_body(status: u16) -> bool {
+    status_has_body(status)
+}
+
+fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One chunk of a chunked body (empty data writes nothing: an empty chunk
+/// would end the body).
+pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The last chunk, with the trailer fields.
+pub fn write_last_chunk(out: &mut Vec<u8>, trailers: &[(Vec<u8>, Vec<u8>)]) {
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in trailers {
+        write_field(out, name, value);
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Keep-alive for a response to an HTTP/1.0 request must be announced.
@@ -144,6 +195,19 @@ mod tests {
             out,
             b"HTTP/1.1 200 Ok\r\nServer: serverless-wasm\r\nDate: Tue, 24 Nov 2026 10:00:00 GMT\r\nX-A: 1\r\nContent-Length: 5\r\n\r\nhello"
         );
+    }
+
+    #[test]
+    fn chunked_head_chunks_and_trailers() {
+        let mut out = Vec::new();
+        let headers = vec![(b"X-A".to_vec(), b"1".to_vec())];
+        write_parts(&mut out, 200, b"", &headers, BodyFraming::Chunked, &meta(false, true));
+        write_chunk(&mut out, b"hello");
+        write_chunk(&mut out, b"");
+        write_last_chunk(&mut out, &[(b"x-sum".to_vec(), b"9".to_vec())]);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("X-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-sum: 9\r\n\r\n"));
+        assert!(!text.contains("Content-Length"));
     }
 
     #[test]

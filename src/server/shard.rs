@@ -18,7 +18,8 @@ use super::platform::LogOnce;
 use super::{STOP_POLL, Shared, connection, listener};
 use crate::config::{HandlerSpec, StaticSpec};
 use crate::http::{self, DateCache, Response};
-use crate::wasm::RoutePool;
+use crate::wasm::GuestPool;
+use crate::wasm::component::ShardHttp;
 
 /// glommio's registered-buffer pool is for file I/O, which we do not do.
 const IO_MEMORY: usize = 1 << 20;
@@ -43,7 +44,7 @@ pub struct ShardStart {
 /// How a route is answered on this shard.
 pub enum Handler {
     Static(Response),
-    Wasm(RoutePool),
+    Wasm(GuestPool),
 }
 
 /// Per-shard counters.
@@ -97,7 +98,13 @@ async fn run(start: ShardStart) {
         report,
     } = start;
     let listener = listener::adopt(socket);
-    let shard = Rc::new(Shard::new(id, shared));
+    let shard = match Shard::new(id, shared) {
+        Ok(shard) => Rc::new(shard),
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {id}: {e}")));
+            return;
+        }
+    };
     shard.warm_up().await;
     tracing::info!(shard = id, cpu, routes = shard.handlers.len(), "shard started");
     let _ = ready.send(Ok(()));
@@ -123,7 +130,8 @@ async fn watch_signals(shard: &Shard, stop: &AtomicBool, report: &AtomicBool) {
 }
 
 impl Shard {
-    fn new(id: usize, shared: Arc<Shared>) -> Shard {
+    fn new(id: usize, shared: Arc<Shared>) -> Result<Shard, String> {
+        let outbound_http = ShardHttp::new().map_err(|e| format!("cannot start the outbound HTTP runtime: {e}"))?;
         let handlers = shared
             .config
             .routes
@@ -131,14 +139,14 @@ impl Shard {
             .zip(&shared.guests)
             .map(|(route, guest)| match (&route.handler, guest) {
                 (HandlerSpec::Wasm(spec), Some(guest)) => {
-                    Handler::Wasm(shared.runtime.pool(guest.clone(), route.label(), spec))
+                    Handler::Wasm(shared.runtime.pool(guest.clone(), route.label(), spec, &outbound_http))
                 }
                 (HandlerSpec::Static(spec), _) => Handler::Static(static_response(spec)),
                 // prepare() loads a guest for every wasm route.
                 (HandlerSpec::Wasm(_), None) => Handler::Static(http::answers::canned(500)),
             })
             .collect();
-        Shard {
+        Ok(Shard {
             id,
             shard_header: shared.config.server.shard_header.then(|| id.to_string().into_bytes()),
             shared,
@@ -150,12 +158,12 @@ impl Shard {
             stats: ShardStats::default(),
             accept_errors: LogOnce::new(Duration::from_secs(1)),
             limit_reached: LogOnce::new(Duration::from_secs(1)),
-        }
+        })
     }
 
     async fn warm_up(&self) {
         for handler in &self.handlers {
-            if let Handler::Wasm(pool) = handler {
+            if let Handler::Wasm(GuestPool::Module(pool)) = handler {
                 pool.warm_up().await;
             }
         }

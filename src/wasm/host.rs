@@ -158,7 +158,7 @@ pub struct LogBudget {
 }
 
 impl LogBudget {
-    fn new(bytes: usize) -> LogBudget {
+    pub(super) fn new(bytes: usize) -> LogBudget {
         LogBudget {
             remaining: bytes,
             dropped: 0,

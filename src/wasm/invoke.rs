@@ -31,6 +31,8 @@ pub enum InvokeError {
     Trap(String),
     #[error("invalid guest response: {0}")]
     BadResponse(String),
+    #[error("request cannot be given to the guest: {0}")]
+    BadRequest(String),
 }
 
 impl InvokeError {
@@ -39,6 +41,7 @@ impl InvokeError {
             InvokeError::Busy(_) | InvokeError::OutOfFuel => 503,
             InvokeError::Timeout => 504,
             InvokeError::Instantiate(_) | InvokeError::Trap(_) | InvokeError::BadResponse(_) => 500,
+            InvokeError::BadRequest(_) => 400,
         }
     }
 }
@@ -63,20 +66,16 @@ pub enum Outcome {
 
 impl Instance {
     pub async fn new(engine: &Engine, guest: &Guest, route: &Rc<RouteContext>) -> Result<Instance, InvokeError> {
-        let Guest::Module(ModuleGuest { pre, entry, memory }) = guest;
+        let Guest::Module(ModuleGuest { pre, entry, memory }) = guest else {
+            return Err(InvokeError::Instantiate("not a core module".into()));
+        };
         let mut store = Store::new(engine, HostState::new(route.clone(), false));
         store.limiter(|state| &mut state.limits);
         // A start function runs on this fuel.
         store
             .set_fuel(route.limits.fuel)
             .map_err(|e| InvokeError::Instantiate(e.to_string()))?;
-        let instance = pre.instantiate_async(&mut store).await.map_err(|e| {
-            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
-                InvokeError::Busy("no free instance slot on this shard (raise server.instance_slots_per_shard)")
-            } else {
-                InvokeError::Instantiate(format!("{e:#}"))
-            }
-        })?;
+        let instance = pre.instantiate_async(&mut store).await.map_err(instantiate_error)?;
         let entry = match instance.get_module_export(&mut store, entry) {
             Some(Extern::Func(f)) => f
                 .typed::<(), ()>(&store)
@@ -129,7 +128,17 @@ impl Instance {
     }
 }
 
-fn classify_trap(e: &wasmtime::Error) -> InvokeError {
+/// Why an instance could not be made: a full pool is a 503, anything else
+/// a 500.
+pub fn instantiate_error(e: wasmtime::Error) -> InvokeError {
+    if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        InvokeError::Busy("no free instance slot on this shard (raise server.instance_slots_per_shard)")
+    } else {
+        InvokeError::Instantiate(format!("{e:#}"))
+    }
+}
+
+pub fn classify_trap(e: &wasmtime::Error) -> InvokeError {
     if let Some(trap) = e.downcast_ref::<Trap>() {
         return match trap {
             Trap::OutOfFuel => InvokeError::OutOfFuel,

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use wasmtime::component::{self, Component};
 use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, Store};
 
 use super::abi::{self, HOST_FUNCTIONS};
+use super::component::state::ComponentState;
 use super::host::HostState;
 use super::imported_memory::{self, MEMORY_EXPORT};
 use super::route::RouteContext;
@@ -25,17 +27,24 @@ pub enum LoadError {
     Invalid { path: String, message: String },
 }
 
-/// Modules compiled so far at start-up, by file: routes that share a file
+/// Guests compiled so far at start-up, by file: routes that share a file
 /// (the original samples use one module for two routes) compile it once.
 #[derive(Default)]
 pub struct ModuleCache {
-    modules: HashMap<PathBuf, Module>,
+    compiled: HashMap<PathBuf, Compiled>,
+}
+
+/// A compiled binary, of either guest kind.
+#[derive(Clone)]
+enum Compiled {
+    Module(Module),
+    Component(Component),
 }
 
 /// Loads and checks the guest of one route.
 pub fn load(
     engine: &Engine,
-    linker: &Linker<HostState>,
+    (linker, component_linker): (&Linker<HostState>, &component::Linker<ComponentState>),
     label: &str,
     spec: &WasmSpec,
     cache: &mut ModuleCache,
@@ -45,18 +54,25 @@ pub fn load(
         path: path.clone(),
         message,
     };
-    let module = match cache.modules.get(&spec.file) {
-        Some(module) => module.clone(),
+    let compiled = match cache.compiled.get(&spec.file) {
+        Some(compiled) => compiled.clone(),
         None => {
-            let module = compile(engine, spec).map_err(|e| match e {
+            let compiled = compile(engine, spec).map_err(|e| match e {
                 ReadError::Io(source) => LoadError::Read {
                     path: path.clone(),
                     source,
                 },
                 ReadError::Invalid(message) => invalid(message),
             })?;
-            cache.modules.insert(spec.file.clone(), module.clone());
-            module
+            cache.compiled.insert(spec.file.clone(), compiled.clone());
+            compiled
+        }
+    };
+    let module = match compiled {
+        Compiled::Module(module) => module,
+        Compiled::Component(compiled) => {
+            let guest = super::component::load(engine, component_linker, label, &compiled, spec).map_err(&invalid)?;
+            return Ok(Arc::new(Guest::Component(guest)));
         }
     };
     check_imports(&module).map_err(&invalid)?;
@@ -75,12 +91,12 @@ enum ReadError {
     Invalid(String),
 }
 
-fn compile(engine: &Engine, spec: &WasmSpec) -> Result<Module, ReadError> {
+fn compile(engine: &Engine, spec: &WasmSpec) -> Result<Compiled, ReadError> {
     let bytes = read_binary(&spec.file)?;
     if wasmparser::Parser::is_component(&bytes) {
-        return Err(ReadError::Invalid(
-            "is a WebAssembly component; this route expects a core module using the serverless-wasm ABI".into(),
-        ));
+        return Component::from_binary(engine, &bytes)
+            .map(Compiled::Component)
+            .map_err(|e| ReadError::Invalid(format!("invalid component: {e:#}")));
     }
     let memory = imported_memory::inspect(&bytes).map_err(ReadError::Invalid)?;
     // Checked before compiling: the engine would refuse such a module with
@@ -93,7 +109,9 @@ fn compile(engine: &Engine, spec: &WasmSpec) -> Result<Module, ReadError> {
     } else {
         bytes
     };
-    Module::from_binary(engine, &bytes).map_err(|e| ReadError::Invalid(format!("invalid wasm: {e:#}")))
+    Module::from_binary(engine, &bytes)
+        .map(Compiled::Module)
+        .map_err(|e| ReadError::Invalid(format!("invalid wasm: {e:#}")))
 }
 
 /// Reads a `.wasm` binary, or a `.wat` text module (which needs no

@@ -13,8 +13,11 @@
 //! - `shard_local`: the one `unsafe impl Send`, for shard-local store data.
 //! - `pool`: concurrency and the fresh/reuse recycle policy.
 //! - `invoke`: one call under fuel and a deadline, and its classification.
+//! - `turns`: a route's concurrency bound and wait queue (both kinds).
+//! - `component`: the second guest kind, wasi:http components.
 
 mod abi;
+pub mod component;
 mod engine;
 mod host;
 mod imported_memory;
@@ -24,7 +27,9 @@ mod net;
 mod pool;
 mod route;
 mod shard_local;
+mod turns;
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use wasmtime::{Engine, InstancePre, Linker, ModuleExport};
@@ -36,6 +41,8 @@ pub use net::code as tcp_error;
 pub use pool::RoutePool;
 pub use route::RouteStats;
 
+use component::{ComponentGuest, ComponentPool, ShardHttp};
+
 use crate::config::{EngineLimits, RouteSpec, WasmSpec};
 use host::HostState;
 
@@ -44,6 +51,8 @@ use host::HostState;
 pub enum Guest {
     /// A core module speaking the serverless-wasm ABI.
     Module(ModuleGuest),
+    /// A component exporting `wasi:http/incoming-handler`.
+    Component(ComponentGuest),
 }
 
 pub struct ModuleGuest {
@@ -58,6 +67,7 @@ impl Guest {
     pub fn kind(&self) -> &'static str {
         match self {
             Guest::Module(_) => "core module (serverless-wasm ABI)",
+            Guest::Component(_) => "wasi:http component (wasi:http/incoming-handler@0.2)",
         }
     }
 }
@@ -66,18 +76,24 @@ impl Guest {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
+    component_linker: wasmtime::component::Linker<component::state::ComponentState>,
 }
 
 impl Runtime {
     pub fn new(limits: &EngineLimits, shards: usize, routes: &[RouteSpec]) -> Result<Runtime, wasmtime::Error> {
         let engine = engine::build(limits, shards, routes)?;
         let linker = abi::linker(&engine)?;
-        Ok(Runtime { engine, linker })
+        let component_linker = component::linker(&engine)?;
+        Ok(Runtime {
+            engine,
+            linker,
+            component_linker,
+        })
     }
 
     /// Compiles (once per file, through `cache`) and checks one route's guest.
     pub fn load(&self, label: &str, spec: &WasmSpec, cache: &mut ModuleCache) -> Result<Arc<Guest>, LoadError> {
-        load::load(&self.engine, &self.linker, label, spec, cache)
+        load::load(&self.engine, (&self.linker, &self.component_linker), label, spec, cache)
     }
 
     /// Core instances alive in the whole process (all shards), from the
@@ -89,7 +105,39 @@ impl Runtime {
     }
 
     /// A shard's pool for one route.
-    pub fn pool(&self, guest: Arc<Guest>, label: String, spec: &WasmSpec) -> RoutePool {
-        RoutePool::new(&self.engine, guest, label, spec)
+    pub fn pool(&self, guest: Arc<Guest>, label: String, spec: &WasmSpec, http: &Rc<ShardHttp>) -> GuestPool {
+        match &*guest {
+            Guest::Module(_) => GuestPool::Module(RoutePool::new(&self.engine, guest, label, spec)),
+            Guest::Component(_) => GuestPool::Component(ComponentPool::new(&self.engine, guest, label, spec, http)),
+        }
+    }
+}
+
+/// A route's instances on one shard, by guest kind.
+pub enum GuestPool {
+    Module(RoutePool),
+    Component(ComponentPool),
+}
+
+impl GuestPool {
+    pub fn label(&self) -> &str {
+        match self {
+            GuestPool::Module(pool) => pool.label(),
+            GuestPool::Component(pool) => pool.label(),
+        }
+    }
+
+    pub fn stats(&self) -> &RouteStats {
+        match self {
+            GuestPool::Module(pool) => pool.stats(),
+            GuestPool::Component(pool) => pool.stats(),
+        }
+    }
+
+    pub fn live_instances(&self) -> usize {
+        match self {
+            GuestPool::Module(pool) => pool.live_instances(),
+            GuestPool::Component(pool) => pool.live_instances(),
+        }
     }
 }

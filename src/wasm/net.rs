@@ -202,7 +202,7 @@ async fn connect(mut caller: Caller<'_, HostState>, ptr: i32, len: i64) -> wasmt
 
 /// IP literals are used as they are; names resolve on the shard's blocking
 /// thread, so a slow resolver never stalls the shard.
-async fn resolve(endpoint: &Endpoint) -> std::io::Result<SocketAddr> {
+pub(super) async fn resolve(endpoint: &Endpoint) -> std::io::Result<SocketAddr> {
     if let Ok(ip) = endpoint.host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, endpoint.port));
     }

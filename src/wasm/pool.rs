@@ -5,17 +5,17 @@
 //! returning its instance to `ready` (reuse, after a clean return) or
 //! dropping it; a failed instance is never returned.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use glommio::sync::Semaphore;
 use wasmtime::Engine;
 
 use super::Guest;
-use super::invoke::{Instance, InvokeError, Outcome, with_deadline};
+use super::invoke::{Instance, InvokeError, Outcome};
 use super::route::{RouteContext, RouteStats};
+use super::turns::Turns;
 use crate::config::{InstancePolicy, WasmSpec};
 use crate::http::{Request, Response};
 
@@ -26,10 +26,7 @@ pub struct RoutePool {
     /// Instantiated and waiting for a request: prepared ahead (fresh mode)
     /// or returned after a clean request (reuse mode).
     ready: RefCell<Vec<Instance>>,
-    /// Turns to run: `max_concurrency` of them.
-    turns: Semaphore,
-    /// Requests waiting for a turn; bounded by `max_queue`.
-    waiting: Cell<usize>,
+    turns: Turns,
 }
 
 impl RoutePool {
@@ -37,10 +34,9 @@ impl RoutePool {
         RoutePool {
             engine: engine.clone(),
             guest,
-            turns: Semaphore::new(spec.limits.max_concurrency as u64),
+            turns: Turns::new(spec.limits.max_concurrency, spec.limits.max_queue),
             context: Rc::new(RouteContext::new(label, spec)),
             ready: RefCell::new(Vec::new()),
-            waiting: Cell::new(0),
         }
     }
 
@@ -50,8 +46,7 @@ impl RoutePool {
 
     /// Instances alive on this shard for the route: ready plus running.
     pub fn live_instances(&self) -> usize {
-        let running = self.context.limits.max_concurrency - self.turns.available() as usize;
-        self.ready.borrow().len() + running
+        self.ready.borrow().len() + self.turns.running()
     }
 
     pub fn stats(&self) -> &RouteStats {
@@ -81,29 +76,11 @@ impl RoutePool {
         let stats = &self.context.stats;
         RouteStats::bump(&stats.requests, 1);
 
-        let _turn = match self.turns.try_acquire_permit(1) {
-            Ok(permit) => permit,
-            Err(_) if self.waiting.get() >= limits.max_queue => {
+        let _turn = match self.turns.take(deadline).await {
+            Ok(turn) => turn,
+            Err(e) => {
                 RouteStats::bump(&stats.rejected, 1);
-                return (
-                    request,
-                    Err(self.log_failure(InvokeError::Busy("max_concurrency reached and queue full"), 0)),
-                );
-            }
-            Err(_) => {
-                self.waiting.set(self.waiting.get() + 1);
-                let permit = with_deadline(deadline, self.turns.acquire_permit(1)).await;
-                self.waiting.set(self.waiting.get() - 1);
-                match permit {
-                    Ok(Ok(permit)) => permit,
-                    _ => {
-                        RouteStats::bump(&stats.rejected, 1);
-                        return (
-                            request,
-                            Err(self.log_failure(InvokeError::Busy("no turn before the route timeout"), 0)),
-                        );
-                    }
-                }
+                return (request, Err(self.log_failure(e, 0)));
             }
         };
 

@@ -89,6 +89,12 @@ impl<T> Drop for ShardLocal<T> {
     }
 }
 
+impl<T: Clone> Clone for ShardLocal<T> {
+    fn clone(&self) -> ShardLocal<T> {
+        ShardLocal::new((**self).clone())
+    }
+}
+
 impl<F: Future> Future for ShardLocal<F> {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {

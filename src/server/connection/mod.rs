@@ -10,6 +10,9 @@
 //! answered, so a client that pipelines without reading fills its own
 //! socket buffers, not our memory.
 
+mod duplex;
+mod streamed;
+
 use std::io;
 use std::time::Instant;
 
@@ -21,6 +24,8 @@ use crate::http::decode::Phase;
 use crate::http::encode::{ResponseMeta, announces_keep_alive};
 use crate::http::{self, Decoded, Decoder, FramingLimits, HttpError, Request, Response};
 use crate::router::Lookup;
+use crate::wasm::GuestPool;
+use duplex::Duplex;
 
 /// Write out pending responses once this much has accumulated, even in the
 /// middle of a batch, so a flood of pipelined requests with large answers
@@ -38,7 +43,7 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
     let read_buffer = server.read_buffer_bytes.max(server.framing.max_head + 1);
     let mut connection = Connection {
         shard,
-        stream,
+        stream: Duplex::new(stream),
         input: vec![0; read_buffer],
         start: 0,
         end: 0,
@@ -54,7 +59,7 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
 
 struct Connection<'a> {
     shard: &'a Shard,
-    stream: TcpStream,
+    stream: Duplex,
     /// Read buffer; bytes `start..end` are received but not yet decoded.
     input: Vec<u8>,
     start: usize,
@@ -96,8 +101,8 @@ impl Connection<'_> {
             let read = if remaining.is_zero() {
                 Err(io::ErrorKind::TimedOut.into())
             } else {
-                let _ = self.stream.set_read_timeout(Some(remaining));
-                self.stream.read(&mut self.input[self.end..]).await
+                let _ = self.stream.socket().set_read_timeout(Some(remaining));
+                (&self.stream).read(&mut self.input[self.end..]).await
             };
             match read {
                 Ok(0) => return Ok(()),
@@ -135,6 +140,16 @@ impl Connection<'_> {
                     if phase_before == Phase::Head && self.decoder.phase() == Phase::Body {
                         // The head is in: the body has its own budget.
                         self.deadline = Some(Instant::now() + self.shard.shared.config.server.timeouts.body);
+                        if let Some(route) = self.streaming_route() {
+                            // A component takes its body as it arrives.
+                            self.shard.request_started();
+                            let next = self.stream_exchange(route, false).await;
+                            self.shard.request_finished();
+                            match next? {
+                                Next::Close => return Ok(Next::Close),
+                                Next::KeepAlive => continue,
+                            }
+                        }
                     }
                     if self.decoder.take_continue() {
                         self.output.extend_from_slice(http::answers::CONTINUE);
@@ -147,6 +162,7 @@ impl Connection<'_> {
                     self.shard.request_started();
                     let next = self.respond().await;
                     self.shard.request_finished();
+                    let next = next?;
                     if let Next::Close = next {
                         return Ok(Next::Close);
                     }
@@ -158,31 +174,43 @@ impl Connection<'_> {
         }
     }
 
-    /// Routes the complete request and appends its response.
-    async fn respond(&mut self) -> Next {
+    /// Routes the complete request and appends its response (or, for a
+    /// component, streams it).
+    async fn respond(&mut self) -> io::Result<Next> {
         let shard = self.shard;
         let keep_alive = self.request.keep_alive && !shard.draining();
         let (route, head_only) = match shard.shared.routes.lookup(self.request.method(), self.request.path()) {
             Lookup::Found { route, head_only } => (route, head_only),
             Lookup::NotFound => {
                 self.write(&http::answers::canned(404), false, keep_alive);
-                return next(keep_alive);
+                return Ok(next(keep_alive));
             }
             Lookup::MethodNotAllowed { allow } => {
                 let answer = http::answers::method_not_allowed(allow);
                 self.write(&answer, false, keep_alive);
-                return next(keep_alive);
+                return Ok(next(keep_alive));
             }
         };
         let spec = &shard.shared.config.routes[route];
         if self.request.body.len() > spec.max_body_bytes {
             tracing::info!(route = %spec.label(), limit = spec.max_body_bytes, "413: request body exceeds the route's max_body_bytes");
             self.write(&http::answers::canned(413), false, keep_alive);
-            return next(keep_alive);
+            return Ok(next(keep_alive));
         }
         match &shard.handlers[route] {
             Handler::Static(response) => self.write(response, head_only, keep_alive),
-            Handler::Wasm(pool) => {
+            Handler::Wasm(GuestPool::Component(_)) => {
+                return self
+                    .stream_exchange(
+                        StreamingRoute {
+                            index: route,
+                            head_only,
+                        },
+                        true,
+                    )
+                    .await;
+            }
+            Handler::Wasm(GuestPool::Module(pool)) => {
                 let request = std::mem::take(&mut self.request);
                 let (request, result) = pool.handle(request).await;
                 self.request = request;
@@ -192,26 +220,37 @@ impl Connection<'_> {
                 }
             }
         }
-        next(keep_alive)
+        Ok(next(keep_alive))
+    }
+
+    /// The route of a request whose head just arrived, if its handler is a
+    /// component (which takes the body as a stream).
+    fn streaming_route(&self) -> Option<StreamingRoute> {
+        match self
+            .shard
+            .shared
+            .routes
+            .lookup(self.request.method(), self.request.path())
+        {
+            Lookup::Found { route, head_only } => match &self.shard.handlers[route] {
+                Handler::Wasm(GuestPool::Component(_)) => Some(StreamingRoute {
+                    index: route,
+                    head_only,
+                }),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     fn write(&mut self, response: &Response, head_only: bool, keep_alive: bool) {
         let date = self.shard.date.now();
-        let mut extra: [(&[u8], &[u8]); 2] = [(b"", b""); 2];
-        let mut count = 0;
-        if announces_keep_alive(self.request.version, keep_alive) {
-            extra[count] = (b"Connection", b"keep-alive");
-            count += 1;
-        }
-        if let Some(id) = &self.shard.shard_header {
-            extra[count] = (b"x-serverless-shard", id);
-            count += 1;
-        }
+        let extra = ExtraHeaders::new(self.shard, self.request.version, keep_alive);
         let meta = ResponseMeta {
             date: &date,
             head_only,
             keep_alive,
-            extra_headers: &extra[..count],
+            extra_headers: extra.as_slice(),
         };
         http::write_response(&mut self.output, response, &meta);
     }
@@ -219,7 +258,12 @@ impl Connection<'_> {
     /// Answers a request that could not be decoded; the connection closes.
     fn protocol_error(&mut self, error: HttpError) {
         ShardStats::bump(&self.shard.stats.protocol_errors);
-        let peer = self.stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+        let peer = self
+            .stream
+            .socket()
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         tracing::info!(shard = self.shard.id, peer, status = error.status(), "{error}");
         let date = self.shard.date.now();
         http::answers::write_http_error(&mut self.output, error, &date);
@@ -227,7 +271,7 @@ impl Connection<'_> {
 
     async fn flush(&mut self) -> io::Result<()> {
         if !self.output.is_empty() {
-            let result = self.stream.write_all(&self.output).await;
+            let result = (&self.stream).write_all(&self.output).await;
             self.output.clear();
             result?;
         }
@@ -249,4 +293,40 @@ impl Connection<'_> {
 
 fn next(keep_alive: bool) -> Next {
     if keep_alive { Next::KeepAlive } else { Next::Close }
+}
+
+/// A routed request for a component.
+#[derive(Clone, Copy)]
+struct StreamingRoute {
+    index: usize,
+    head_only: bool,
+}
+
+/// Headers the server adds to every response: `Connection: keep-alive` for
+/// an HTTP/1.0 client that keeps the connection, and the shard id.
+struct ExtraHeaders<'a> {
+    fields: [(&'a [u8], &'a [u8]); 2],
+    count: usize,
+}
+
+impl<'a> ExtraHeaders<'a> {
+    fn new(shard: &'a Shard, version: http::Version, keep_alive: bool) -> ExtraHeaders<'a> {
+        let mut extra = ExtraHeaders {
+            fields: [(b"", b""); 2],
+            count: 0,
+        };
+        if announces_keep_alive(version, keep_alive) {
+            extra.fields[extra.count] = (b"Connection", b"keep-alive");
+            extra.count += 1;
+        }
+        if let Some(id) = &shard.shard_header {
+            extra.fields[extra.count] = (b"x-serverless-shard", id);
+            extra.count += 1;
+        }
+        extra
+    }
+
+    fn as_slice(&self) -> &[(&'a [u8], &'a [u8])] {
+        &self.fields[..self.count]
+    }
 }

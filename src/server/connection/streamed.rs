@@ -1,0 +1,337 @@
+//! A request to a component, streamed both ways: the request body goes to
+//! the guest as it arrives (within the route's `max_body_bytes`) while the
+//! response goes to the client as the guest writes it. Each direction has
+//! a bounded buffer, so a slow guest holds back the client's upload and a
+//! slow client holds back the guest's writes; a 100 MiB body passes through
+//! in a few hundred KiB of memory.
+//!
+//! Framing of the answer: the guest's `content-length` if it set one, else
+//! chunked (which also carries its trailers), else, for HTTP/1.0, until
+//! close. A guest that fails after the head went out gets its body cut
+//! short and the connection closed: the client sees an incomplete message,
+//! never a wrong one.
+
+use std::cell::Cell;
+use std::io;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+
+use super::duplex::Duplex;
+use super::{Connection, ExtraHeaders, Next, StreamingRoute, next};
+use crate::http::encode::{BodyFraming, ResponseMeta, has_body, write_chunk, write_last_chunk, write_parts};
+use crate::http::{self, Decoded, Decoder, HttpError, Request, Version};
+use crate::wasm::GuestPool;
+use crate::wasm::component::{BodyPart, BodySender, Exchange, body_channel};
+
+/// How receiving the request body ended.
+enum Received {
+    /// All of it arrived (and went to the guest, unless it stopped reading).
+    Complete,
+    /// The client sent something wrong, too much or too slowly.
+    Refused(HttpError),
+    /// The client went away.
+    Gone,
+}
+
+/// How sending the response ended.
+enum Sent {
+    /// Whole and properly framed; `reusable` when framing allows another
+    /// request on the connection.
+    Complete { reusable: bool },
+    /// Cut short (guest failure): the connection must close.
+    Truncated,
+}
+
+impl Connection<'_> {
+    /// Runs one component exchange. `body_complete`: the whole body is
+    /// already in `self.request` (else it is still arriving).
+    pub(super) async fn stream_exchange(&mut self, route: StreamingRoute, body_complete: bool) -> io::Result<Next> {
+        let shard = self.shard;
+        let spec = &shard.shared.config.routes[route.index];
+        let Some(crate::server::shard::Handler::Wasm(GuestPool::Component(pool))) = shard.handlers.get(route.index)
+        else {
+            return Ok(Next::Close);
+        };
+        let keep_alive = self.request.keep_alive && !shard.draining();
+        let limit = spec.max_body_bytes;
+        let declared = self
+            .request
+            .header(b"content-length")
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) || self.request.body.len() > limit {
+            tracing::info!(route = %spec.label(), limit, "413: request body exceeds the route's max_body_bytes");
+            self.write(&http::answers::canned(413), false, false);
+            return Ok(Next::Close);
+        }
+
+        let (body, guest_body) = body_channel();
+        let mut exchange = match pool.start(&self.request, guest_body).await {
+            Ok(exchange) => exchange,
+            Err(e) => {
+                // The body was not read: unless it is all here, close.
+                let keep_alive = keep_alive && body_complete;
+                self.write(&http::answers::canned(e.status()), route.head_only, keep_alive);
+                return Ok(next(keep_alive));
+            }
+        };
+        if !body_complete && self.decoder.take_continue() {
+            self.output.extend_from_slice(http::answers::CONTINUE);
+        }
+        // Earlier answers of this batch go first.
+        self.flush().await?;
+
+        let date = shard.date.now();
+        let version = self.request.version;
+        let extra = ExtraHeaders::new(shard, version, keep_alive);
+        let meta = ResponseMeta {
+            date: &date,
+            head_only: route.head_only,
+            keep_alive,
+            extra_headers: extra.as_slice(),
+        };
+        let head_sent = Cell::new(false);
+        let first = Bytes::from(std::mem::take(&mut self.request.body));
+        let (received, sent) = {
+            let Connection {
+                stream,
+                input,
+                start,
+                end,
+                decoder,
+                request,
+                deadline,
+                output,
+                ..
+            } = self;
+            let deadline = deadline.unwrap_or_else(Instant::now);
+            let stream: &Duplex = stream;
+            let mut receiving = pin!(async move {
+                if !first.is_empty() {
+                    body.send(first.clone()).await;
+                }
+                if body_complete {
+                    return Received::Complete;
+                }
+                let mut inbound = Inbound {
+                    stream,
+                    input,
+                    start,
+                    end,
+                    decoder,
+                    request,
+                    deadline,
+                    received: first.len(),
+                    limit,
+                };
+                inbound.receive(body).await
+            });
+            let mut sending = pin!(send_response(stream, output, &mut exchange, &meta, version, &head_sent));
+
+            let mut received = None;
+            let mut sent = None;
+            std::future::poll_fn(|cx| {
+                if received.is_none()
+                    && let Poll::Ready(r) = receiving.as_mut().poll(cx)
+                {
+                    received = Some(r);
+                }
+                if matches!(received, Some(Received::Gone | Received::Refused(_))) {
+                    return Poll::Ready(());
+                }
+                if sent.is_none()
+                    && let Poll::Ready(s) = sending.as_mut().poll(cx)
+                {
+                    sent = Some(s);
+                }
+                match (&received, &sent) {
+                    (_, Some(Err(_) | Ok(Sent::Truncated))) | (Some(_), Some(_)) => Poll::Ready(()),
+                    _ => Poll::Pending,
+                }
+            })
+            .await;
+            (received, sent)
+        };
+        self.deadline = None;
+        self.request.body.clear();
+
+        match (received, sent) {
+            (Some(Received::Gone), _) => Ok(Next::Close),
+            (Some(Received::Refused(error)), _) => {
+                if !head_sent.get() {
+                    self.protocol_error(error);
+                }
+                Ok(Next::Close)
+            }
+            (_, Some(Err(e))) => Err(e),
+            (Some(Received::Complete), Some(Ok(Sent::Complete { reusable }))) => {
+                exchange.finish();
+                Ok(next(keep_alive && reusable))
+            }
+            _ => Ok(Next::Close),
+        }
+    }
+}
+
+/// The receiving half: decodes the rest of the body from the socket and
+/// hands it to the guest.
+struct Inbound<'a> {
+    stream: &'a Duplex,
+    input: &'a mut Vec<u8>,
+    start: &'a mut usize,
+    end: &'a mut usize,
+    decoder: &'a mut Decoder,
+    request: &'a mut Request,
+    /// When the whole body must have arrived.
+    deadline: Instant,
+    received: usize,
+    limit: usize,
+}
+
+impl Inbound<'_> {
+    async fn receive(&mut self, body: BodySender) -> Received {
+        let mut body = Some(body);
+        loop {
+            let decoded = self.decoder.decode(&self.input[*self.start..*self.end], self.request);
+            let complete = match decoded {
+                Err(e) => return self.refuse(body, e).await,
+                Ok((used, state)) => {
+                    *self.start += used;
+                    state == Decoded::Complete
+                }
+            };
+            if !self.request.body.is_empty() {
+                self.received += self.request.body.len();
+                if self.received > self.limit {
+                    return self.refuse(body, HttpError::ContentTooLarge).await;
+                }
+                let chunk = Bytes::from(std::mem::take(&mut self.request.body));
+                // A guest that stops reading drops its end: the rest of the
+                // body is still read (and dropped), to keep the connection.
+                if let Some(sender) = &body
+                    && !sender.send(chunk).await
+                {
+                    body = None;
+                }
+            }
+            if complete {
+                return Received::Complete;
+            }
+            self.compact();
+            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return self.refuse(body, HttpError::Timeout).await;
+            }
+            let _ = self.stream.socket().set_read_timeout(Some(remaining));
+            let mut reader = self.stream;
+            match reader.read(&mut self.input[*self.end..]).await {
+                Ok(0) => return self.gone(body).await,
+                Ok(n) => *self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return self.refuse(body, HttpError::Timeout).await,
+                Err(_) => return self.gone(body).await,
+            }
+        }
+    }
+
+    async fn refuse(&mut self, body: Option<BodySender>, error: HttpError) -> Received {
+        if let Some(body) = body {
+            body.fail(wasmtime_wasi_http::Error::HttpProtocolError).await;
+        }
+        Received::Refused(error)
+    }
+
+    async fn gone(&mut self, body: Option<BodySender>) -> Received {
+        if let Some(body) = body {
+            body.fail(wasmtime_wasi_http::Error::ConnectionTerminated).await;
+        }
+        Received::Gone
+    }
+
+    fn compact(&mut self) {
+        if *self.start == *self.end {
+            *self.start = 0;
+            *self.end = 0;
+        } else if *self.start > 0 {
+            self.input.copy_within(*self.start..*self.end, 0);
+            *self.end -= *self.start;
+            *self.start = 0;
+        }
+    }
+}
+
+/// The sending half: waits for the guest's response head, then streams its
+/// body. Writes go straight to the socket, so a client that does not read
+/// stalls the guest, not our memory.
+async fn send_response(
+    stream: &Duplex,
+    output: &mut Vec<u8>,
+    exchange: &mut Exchange,
+    meta: &ResponseMeta<'_>,
+    version: Version,
+    head_sent: &Cell<bool>,
+) -> io::Result<Sent> {
+    let mut writer = stream;
+    let response = match exchange.response().await {
+        Ok(response) => response,
+        Err(e) => {
+            let meta = ResponseMeta {
+                keep_alive: false,
+                ..*meta
+            };
+            output.clear();
+            http::write_response(output, &http::answers::canned(e.status()), &meta);
+            head_sent.set(true);
+            writer.write_all(output).await?;
+            output.clear();
+            return Ok(Sent::Complete { reusable: false });
+        }
+    };
+    let framing = match response.length {
+        Some(n) => BodyFraming::Length(n),
+        None if version == Version::Http11 => BodyFraming::Chunked,
+        None => BodyFraming::UntilClose,
+    };
+    let until_close = matches!(framing, BodyFraming::UntilClose);
+    let meta = ResponseMeta {
+        keep_alive: meta.keep_alive && !until_close,
+        ..*meta
+    };
+    output.clear();
+    write_parts(output, response.status, b"", &response.headers, framing, &meta);
+    head_sent.set(true);
+    writer.write_all(output).await?;
+    output.clear();
+    if meta.head_only || !has_body(response.status) {
+        return Ok(Sent::Complete { reusable: true });
+    }
+
+    let chunked = matches!(framing, BodyFraming::Chunked);
+    let mut body = response.body;
+    let mut trailers = Vec::new();
+    loop {
+        match body.next().await {
+            None => break,
+            Some(Ok(BodyPart::Data(data))) if chunked => {
+                output.clear();
+                write_chunk(output, &data);
+                writer.write_all(output).await?;
+            }
+            Some(Ok(BodyPart::Data(data))) => writer.write_all(&data).await?,
+            Some(Ok(BodyPart::Trailers(fields))) => trailers = fields,
+            Some(Err(e)) => {
+                tracing::warn!("response body cut short: the guest failed while writing it: {e}");
+                return Ok(Sent::Truncated);
+            }
+        }
+    }
+    if chunked {
+        output.clear();
+        write_last_chunk(output, &trailers);
+        writer.write_all(output).await?;
+    }
+    output.clear();
+    Ok(Sent::Complete { reusable: !until_close })
+}

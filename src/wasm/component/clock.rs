@@ -1,0 +1,86 @@
+//! `wasi:clocks/monotonic-clock` on the shard's own timers.
+//!
+//! wasmtime-wasi implements a sleeping guest with `tokio::time`, which needs
+//! a tokio timer driver (and a thread to run it). This replacement keeps
+//! the guest's sleep on the shard: its pollable is a glommio timer, so a
+//! sleeping guest is a suspended task and the shard serves others meanwhile.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
+use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
+
+use super::state::ComponentState;
+use crate::wasm::shard_local::ShardLocal;
+
+/// Replaces the monotonic clock wasmtime-wasi linked (the linker must
+/// allow shadowing).
+pub fn shadow_monotonic_clock(linker: &mut Linker<ComponentState>) -> wasmtime::Result<()> {
+    monotonic_clock::add_to_linker::<ComponentState, ShardClock>(linker, |state| ShardClockView {
+        table: &mut state.table,
+    })
+}
+
+struct ShardClock;
+
+impl HasData for ShardClock {
+    type Data<'a> = ShardClockView<'a>;
+}
+
+struct ShardClockView<'a> {
+    table: &'a mut ResourceTable,
+}
+
+/// The clock's zero: the process start (any fixed instant would do; the
+/// interface only promises monotonic nanoseconds).
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_nanos() -> u64 {
+    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl monotonic_clock::Host for ShardClockView<'_> {
+    fn now(&mut self) -> wasmtime::Result<u64> {
+        Ok(now_nanos())
+    }
+
+    fn resolution(&mut self) -> wasmtime::Result<u64> {
+        Ok(1)
+    }
+
+    fn subscribe_instant(&mut self, when: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        let wait = when.saturating_sub(now_nanos());
+        self.subscribe_duration(wait)
+    }
+
+    fn subscribe_duration(&mut self, nanos: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        let deadline = Instant::now().checked_add(Duration::from_nanos(nanos));
+        let sleep = self.table.push(Sleep { deadline })?;
+        subscribe(self.table, sleep)
+    }
+}
+
+/// A guest's sleep. `None`: so far ahead it never ends (the route's
+/// timeout ends the request first).
+struct Sleep {
+    deadline: Option<Instant>,
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Sleep {
+    async fn ready(&mut self) {
+        match self.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                // Even a zero sleep goes through the timer: a guest polling
+                // in a loop with a zero timeout must let the shard poll I/O.
+                ShardLocal::new(glommio::timer::Timer::new(left)).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! One request to a component: take a turn, make a store, hand the guest
+//! the request, and run it as its own task on the shard. The connection
+//! gets an [`Exchange`]: the response head when the guest sets it, then
+//! the body as the guest writes it. Dropping the exchange cancels the guest
+//! (its instance, its backend connections); a finished exchange lets the
+//! guest run to its end under its deadline.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::sync::oneshot;
+use wasmtime::{Engine, Store};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use super::body::ChannelBody;
+use super::outbound::{OutboundHooks, ShardHttp};
+use super::state::ComponentState;
+use crate::config::WasmSpec;
+use crate::http::Request;
+use crate::http::encode::is_framing_header;
+use crate::wasm::Guest;
+use crate::wasm::invoke::{InvokeError, classify_trap, instantiate_error, with_deadline};
+use crate::wasm::route::{RouteContext, RouteStats};
+use crate::wasm::turns::{Turn, Turns};
+
+type ResponseResult = Result<http::Response<HyperOutgoingBody>, ErrorCode>;
+
+/// A component route on one shard.
+pub struct ComponentPool {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    guest: Arc<Guest>,
+    context: Rc<RouteContext>,
+    turns: Turns,
+    http: Rc<ShardHttp>,
+}
+
+impl ComponentPool {
+    pub fn new(engine: &Engine, guest: Arc<Guest>, label: String, spec: &WasmSpec, http: &Rc<ShardHttp>) -> Self {
+        ComponentPool {
+            inner: Rc::new(Inner {
+                engine: engine.clone(),
+                guest,
+                context: Rc::new(RouteContext::new(label, spec)),
+                turns: Turns::new(spec.limits.max_concurrency, spec.limits.max_queue),
+                http: http.clone(),
+            }),
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        &self.inner.context.label
+    }
+
+    pub fn stats(&self) -> &RouteStats {
+        &self.inner.context.stats
+    }
+
+    /// Instances alive on this shard for the route (one per running request).
+    pub fn live_instances(&self) -> usize {
+        self.inner.turns.running()
+    }
+
+    /// Starts the guest on `request`, whose body arrives through `body`.
+    pub async fn start(&self, request: &Request, body: ChannelBody) -> Result<Exchange, InvokeError> {
+        let inner = &self.inner;
+        let context = &inner.context;
+        RouteStats::bump(&context.stats.requests, 1);
+        let deadline = Instant::now() + context.limits.timeout;
+        let turn = inner.turns.take(deadline).await.inspect_err(|e| {
+            RouteStats::bump(&context.stats.rejected, 1);
+            log_failure(context, e, 0);
+        })?;
+        let incoming = to_http_request(request, body).map_err(InvokeError::BadRequest)?;
+
+        let hooks = OutboundHooks::new(context, Some(&inner.http));
+        let mut store = Store::new(&inner.engine, ComponentState::new(context, hooks));
+        store.limiter(|state| &mut state.limits);
+        let limits = &context.limits;
+        store
+            .set_fuel(limits.fuel)
+            .and_then(|()| store.fuel_async_yield_interval(Some(limits.fuel_yield_interval)))
+            .map_err(|e| InvokeError::Instantiate(e.to_string()))?;
+        let (reply, response) = oneshot::channel();
+        let mut http = store.data_mut().http();
+        let handles = http
+            .new_incoming_request(Scheme::Http, incoming)
+            .and_then(|req| Ok((req, http.new_response_outparam(reply)?)))
+            .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;
+
+        let guest = glommio::spawn_local(run_guest(inner.clone(), store, handles, deadline, turn));
+        Ok(Exchange {
+            response: Some(response),
+            guest: Some(guest),
+        })
+    }
+}
+
+type Handles = (
+    wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostIncomingRequest>,
+    wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostResponseOutparam>,
+);
+
+/// The guest's whole run: instantiate, call `handle`, classify the end.
+/// Holds the route turn until the guest is done.
+async fn run_guest(
+    pool: Rc<Inner>,
+    mut store: Store<ComponentState>,
+    (request, outparam): Handles,
+    deadline: Instant,
+    _turn: Turn,
+) -> Result<(), InvokeError> {
+    let Guest::Component(guest) = &*pool.guest else {
+        return Err(InvokeError::Instantiate("not a component".into()));
+    };
+    let context = &pool.context;
+    let call = async {
+        let proxy = guest
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(instantiate_error)?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, request, outparam)
+            .await
+            .map_err(|e| classify_trap(&e))
+    };
+    let result = with_deadline(
+        deadline,
+        InShardTokio {
+            http: &pool.http,
+            future: call,
+        },
+    )
+    .await;
+    let fuel_used = context.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    RouteStats::bump(&context.stats.fuel_used, fuel_used);
+    let result = result.unwrap_or(Err(InvokeError::Timeout));
+    if let Err(e) = &result {
+        let stats = &context.stats;
+        match e {
+            InvokeError::OutOfFuel => RouteStats::bump(&stats.out_of_fuel, 1),
+            InvokeError::Timeout => RouteStats::bump(&stats.timeouts, 1),
+            _ => RouteStats::bump(&stats.traps, 1),
+        }
+        log_failure(context, e, fuel_used);
+    }
+    result
+}
+
+fn log_failure(context: &RouteContext, error: &InvokeError, fuel_used: u64) {
+    tracing::warn!(route = %context.label, status = error.status(), fuel_used, "{error}");
+}
+
+/// Polls a guest with the shard's tokio runtime as the ambient one.
+struct InShardTokio<'a, F> {
+    http: &'a ShardHttp,
+    future: F,
+}
+
+impl<F: Future> Future for InShardTokio<'_, F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is structurally pinned: never moved out of `self`.
+        #[allow(unsafe_code, reason = "pin projection")]
+        let this = unsafe { self.get_unchecked_mut() };
+        let _tokio = this.http.enter();
+        #[allow(unsafe_code, reason = "pin projection")]
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        future.poll(cx)
+    }
+}
+
+fn to_http_request(request: &Request, body: ChannelBody) -> Result<http::Request<ChannelBody>, String> {
+    let authority = request.header(b"host").unwrap_or(b"localhost");
+    let uri = http::Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(request.target())
+        .build()
+        .map_err(|e| format!("request target or Host not usable as a URI: {e}"))?;
+    let method = http::Method::from_bytes(request.method_bytes()).map_err(|e| e.to_string())?;
+    let mut builder = http::Request::builder().method(method).uri(uri);
+    for (name, value) in request.headers() {
+        builder = builder.header(name, value);
+    }
+    builder.body(body).map_err(|e| format!("invalid request header: {e}"))
+}
+
+/// A request in progress with its guest.
+pub struct Exchange {
+    response: Option<oneshot::Receiver<ResponseResult>>,
+    guest: Option<glommio::Task<Result<(), InvokeError>>>,
+}
+
+/// The response head as the guest set it, and its body to come.
+pub struct StreamedResponse {
+    pub status: u16,
+    /// Without framing headers: the server frames the body.
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The `content-length` the guest declared (wasi-http holds it to it).
+    pub length: Option<u64>,
+    pub body: ResponseBody,
+}
+
+pub struct ResponseBody {
+    body: HyperOutgoingBody,
+}
+
+pub enum BodyPart {
+    Data(Bytes),
+    Trailers(Vec<(Vec<u8>, Vec<u8>)>),
+}
+
+impl Exchange {
+    /// Waits for the response head. The guest's deadline bounds the wait:
+    /// a guest that times out or traps drops its side, and its end says why.
+    pub async fn response(&mut self) -> Result<StreamedResponse, InvokeError> {
+        let Some(response) = self.response.take() else {
+            return Err(InvokeError::BadResponse("response already taken".into()));
+        };
+        match response.await {
+            Ok(Ok(response)) => streamed(response),
+            Ok(Err(code)) => Err(InvokeError::BadResponse(format!("guest answered with error {code:?}"))),
+            Err(_) => {
+                let end = match self.guest.take() {
+                    Some(guest) => guest.await,
+                    None => Ok(()),
+                };
+                Err(end.err().unwrap_or(InvokeError::BadResponse(
+                    "guest returned without setting a response".into(),
+                )))
+            }
+        }
+    }
+
+    /// The response went out whole: let the guest finish on its own.
+    pub fn finish(mut self) {
+        if let Some(guest) = self.guest.take() {
+            drop(guest.detach());
+        }
+    }
+}
+
+fn streamed(response: http::Response<HyperOutgoingBody>) -> Result<StreamedResponse, InvokeError> {
+    let (parts, body) = response.into_parts();
+    let status = parts.status.as_u16();
+    if status < 200 {
+        return Err(InvokeError::BadResponse(format!(
+            "status {status} cannot be a final response"
+        )));
+    }
+    let mut length = None;
+    let mut headers = Vec::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        if name == http::header::CONTENT_LENGTH {
+            let parsed = value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok());
+            length = Some(parsed.ok_or_else(|| InvokeError::BadResponse("invalid content-length".into()))?);
+            continue;
+        }
+        if is_framing_header(name.as_str().as_bytes()) {
+            continue;
+        }
+        if !crate::http::is_field_value(value.as_bytes()) {
+            return Err(InvokeError::BadResponse(format!("invalid value for header {name}")));
+        }
+        headers.push((name.as_str().as_bytes().to_vec(), value.as_bytes().to_vec()));
+    }
+    Ok(StreamedResponse {
+        status,
+        headers,
+        length,
+        body: ResponseBody { body },
+    })
+}
+
+impl ResponseBody {
+    /// The next part of the body; `None` at its end, `Err` if the guest
+    /// failed to finish it (trap, timeout, wrong length).
+    pub async fn next(&mut self) -> Option<Result<BodyPart, String>> {
+        let frame = match self.body.frame().await? {
+            Ok(frame) => frame,
+            Err(e) => return Some(Err(format!("{e:?}"))),
+        };
+        Some(Ok(match frame.into_data() {
+            Ok(data) => BodyPart::Data(data),
+            Err(frame) => {
+                let trailers = frame.into_trailers().unwrap_or_default();
+                let fields = trailers
+                    .iter()
+                    .filter(|(_, v)| crate::http::is_field_value(v.as_bytes()))
+                    .map(|(n, v)| (n.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
+                    .collect();
+                BodyPart::Trailers(fields)
+            }
+        }))
+    }
+}

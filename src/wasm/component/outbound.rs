@@ -1,0 +1,549 @@
+//! `wasi:http/outgoing-handler`: a guest's HTTP requests, sent by a small
+//! HTTP/1.1 client running as tasks on the guest's own shard.
+//!
+//! Policy first: only `http://` to a `host:port` on the route's
+//! `allowed_outbound` (the TCP backends' list), at most
+//! `max_backend_connections` requests per guest request, each within the
+//! route's connect and I/O timeouts (or the guest's own, if shorter), its
+//! response body within `max_backend_bytes`. A denied request fails in the
+//! guest with `HTTP-request-denied`.
+//!
+//! wasmtime-wasi-http wraps the future we return in a tokio task, so each
+//! shard keeps a current-thread tokio runtime (no threads of its own) to
+//! hold those tasks; the client task runs it for a moment whenever it has
+//! completed one. Keep-alive connections are pooled per shard and endpoint.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use http_body_util::BodyExt;
+use tokio::sync::oneshot;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::body;
+use crate::config::Endpoint;
+use crate::http::FramingLimits;
+use crate::http::decode::ChunkedBody;
+use crate::wasm::route::RouteContext;
+use crate::wasm::shard_local::ShardLocal;
+
+/// Idle keep-alive connections kept per backend endpoint on one shard.
+const IDLE_PER_ENDPOINT: usize = 32;
+/// An idle connection older than this is closed rather than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest response head from a backend.
+const MAX_RESPONSE_HEAD: usize = 64 << 10;
+const READ_CHUNK: usize = 64 << 10;
+
+type SendResult = Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ),
+    Error,
+>;
+
+/// A shard's outbound HTTP: the tokio runtime wasi-http needs and the pool
+/// of idle backend connections.
+pub struct ShardHttp {
+    tokio: tokio::runtime::Runtime,
+    idle: RefCell<HashMap<Endpoint, Vec<(TcpStream, Instant)>>>,
+}
+
+impl ShardHttp {
+    pub fn new() -> std::io::Result<Rc<ShardHttp>> {
+        let tokio = tokio::runtime::Builder::new_current_thread().build()?;
+        Ok(Rc::new(ShardHttp {
+            tokio,
+            idle: RefCell::new(HashMap::new()),
+        }))
+    }
+
+    /// Makes this shard's tokio runtime the ambient one while a guest runs,
+    /// so wasi-http's internal `spawn`s land here, not on a global
+    /// multi-threaded runtime.
+    pub fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.tokio.enter()
+    }
+
+    /// Runs the tokio tasks that are ready (a few microseconds).
+    fn run_ready_tasks(&self) {
+        self.tokio.block_on(tokio::task::yield_now());
+    }
+
+    fn checkout(&self, endpoint: &Endpoint) -> Option<TcpStream> {
+        let mut idle = self.idle.borrow_mut();
+        let streams = idle.get_mut(endpoint)?;
+        while let Some((stream, since)) = streams.pop() {
+            if since.elapsed() < IDLE_TIMEOUT {
+                return Some(stream);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, endpoint: Endpoint, stream: TcpStream) {
+        let mut idle = self.idle.borrow_mut();
+        let streams = idle.entry(endpoint).or_default();
+        if streams.len() < IDLE_PER_ENDPOINT {
+            streams.push((stream, Instant::now()));
+        }
+    }
+}
+
+/// The hooks of one guest request.
+pub struct OutboundHooks {
+    route: ShardLocal<Rc<RouteContext>>,
+    http: Option<ShardLocal<Rc<ShardHttp>>>,
+    /// The client tasks of this request: dropped (cancelled) with the store.
+    tasks: ShardLocal<Vec<glommio::Task<()>>>,
+}
+
+impl OutboundHooks {
+    /// `http` is `None` at start-up (trial instantiation, no shard).
+    pub fn new(route: &Rc<RouteContext>, http: Option<&Rc<ShardHttp>>) -> OutboundHooks {
+        OutboundHooks {
+            route: ShardLocal::new(route.clone()),
+            http: http.map(|h| ShardLocal::new(h.clone())),
+            tasks: ShardLocal::new(Vec::new()),
+        }
+    }
+}
+
+fn ready(result: SendResult) -> Box<dyn Future<Output = SendResult> + Send> {
+    Box::new(std::future::ready(result))
+}
+
+impl WasiHttpHooks for OutboundHooks {
+    fn is_supported_scheme(&mut self, scheme: &http::uri::Scheme) -> bool {
+        *scheme == http::uri::Scheme::HTTP
+    }
+
+    fn default_scheme(&mut self) -> Option<http::uri::Scheme> {
+        Some(http::uri::Scheme::HTTP)
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_done: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        let route = &**self.route;
+        let Some(endpoint) = endpoint_of(request.uri()) else {
+            tracing::warn!(route = %route.label, uri = %request.uri(), "outgoing HTTP: no host:port");
+            return ready(Err(Error::HttpRequestUriInvalid));
+        };
+        if !route.outbound.allowed.contains(&endpoint) {
+            tracing::warn!(route = %route.label, address = %endpoint, "outgoing HTTP denied: not in allowed_outbound");
+            return ready(Err(Error::HttpRequestDenied));
+        }
+        let Some(http) = &self.http else {
+            return ready(Err(Error::DestinationUnavailable));
+        };
+        if self.tasks.len() >= route.outbound.max_connections {
+            tracing::warn!(route = %route.label, address = %endpoint, limit = route.outbound.max_connections, "outgoing HTTP: max_backend_connections reached");
+            return ready(Err(Error::ConnectionLimitReached));
+        }
+        let limits = ClientLimits::new(route, options.as_ref());
+        let (reply, response) = oneshot::channel();
+        let client = Client {
+            http: Rc::clone(http),
+            label: route.label.clone(),
+            endpoint,
+            limits,
+        };
+        self.tasks.push(glommio::spawn_local(client.exchange(request, reply)));
+        Box::new(async move {
+            response
+                .await
+                .unwrap_or(Err(Error::InternalError(Some("outgoing request cancelled".into()))))
+        })
+    }
+}
+
+fn endpoint_of(uri: &http::Uri) -> Option<Endpoint> {
+    let authority = uri.authority()?;
+    Some(Endpoint {
+        host: authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase(),
+        port: authority.port_u16().unwrap_or(80),
+    })
+}
+
+#[derive(Clone, Copy)]
+struct ClientLimits {
+    connect: Duration,
+    first_byte: Duration,
+    between_bytes: Duration,
+    max_body: u64,
+}
+
+impl ClientLimits {
+    /// The route's bounds, tightened by the guest's request options.
+    fn new(route: &RouteContext, options: Option<&RequestOptions>) -> ClientLimits {
+        let tighter = |route: Duration, guest: Option<Duration>| guest.map_or(route, |g| g.min(route));
+        let o = options.cloned().unwrap_or_default();
+        ClientLimits {
+            connect: tighter(route.outbound.connect_timeout, o.connect_timeout),
+            first_byte: tighter(route.outbound.io_timeout, o.first_byte_timeout),
+            between_bytes: tighter(route.outbound.io_timeout, o.between_bytes_timeout),
+            max_body: route.outbound.max_bytes,
+        }
+    }
+}
+
+struct Client {
+    http: Rc<ShardHttp>,
+    label: String,
+    endpoint: Endpoint,
+    limits: ClientLimits,
+}
+
+/// How a backend's response body is framed.
+enum ResponseFraming {
+    Empty,
+    Length(u64),
+    Chunked(ChunkedBody),
+    UntilClose,
+}
+
+impl Client {
+    async fn exchange(self, request: http::Request<WasiBody>, reply: oneshot::Sender<SendResult>) {
+        let head_only = request.method() == http::Method::HEAD;
+        let result = self.send(request).await;
+        let (stream, parsed) = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!(route = %self.label, address = %self.endpoint, "outgoing HTTP failed: {e:?}");
+                let _ = reply.send(Err(e));
+                self.http.run_ready_tasks();
+                return;
+            }
+        };
+        let Parsed {
+            response,
+            framing,
+            keep_alive,
+            leftover,
+        } = parsed;
+        let framing = if head_only { ResponseFraming::Empty } else { framing };
+        let (body_tx, body_rx) = body::channel();
+        let response = response.map(|()| body_rx.boxed());
+        let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
+        if reply.send(Ok((response, io))).is_err() {
+            return;
+        }
+        self.http.run_ready_tasks();
+        let reusable = self.forward_body(stream, framing, leftover, body_tx).await;
+        if let Some(stream) = reusable.filter(|_| keep_alive) {
+            self.http.checkin(self.endpoint.clone(), stream);
+        }
+    }
+
+    /// Sends the request and reads the response head. A pooled connection
+    /// the backend closed meanwhile is retried once on a new one, when the
+    /// request has no body to replay.
+    async fn send(&self, request: http::Request<WasiBody>) -> Result<(TcpStream, Parsed), Error> {
+        let (parts, body) = request.into_parts();
+        let has_body = !http_body::Body::is_end_stream(&body);
+        let (head, chunked) = request_head(&parts, has_body);
+        if !has_body && let Some(mut stream) = self.http.checkout(&self.endpoint) {
+            if let Ok(parsed) = self.round_trip(&mut stream, &head, None).await {
+                return Ok((stream, parsed));
+            }
+        }
+        let mut stream = self.connect().await?;
+        let body = has_body.then_some((body, chunked));
+        let parsed = self.round_trip(&mut stream, &head, body).await?;
+        Ok((stream, parsed))
+    }
+
+    async fn connect(&self) -> Result<TcpStream, Error> {
+        let addr = crate::wasm::net::resolve(&self.endpoint)
+            .await
+            .map_err(|e| Error::DnsError {
+                rcode: Some(e.to_string()),
+                info_code: None,
+            })?;
+        let stream =
+            TcpStream::connect_timeout(addr, self.limits.connect)
+                .await
+                .map_err(|e| match std::io::Error::from(e) {
+                    e if e.kind() == std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused,
+                    e if e.kind() == std::io::ErrorKind::TimedOut => Error::ConnectionTimeout,
+                    e => Error::Connect(e),
+                })?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    async fn round_trip(
+        &self,
+        stream: &mut TcpStream,
+        head: &[u8],
+        body: Option<(WasiBody, bool)>,
+    ) -> Result<Parsed, Error> {
+        let _ = stream.set_write_timeout(Some(self.limits.first_byte));
+        write_all(stream, head).await?;
+        if let Some((body, chunked)) = body {
+            send_body(stream, body, chunked).await?;
+        }
+        read_response_head(stream, self.limits.first_byte).await
+    }
+
+    /// Streams the response body to the guest. Returns the connection when
+    /// the body ended cleanly (so it can be reused).
+    async fn forward_body(
+        &self,
+        mut stream: TcpStream,
+        mut framing: ResponseFraming,
+        leftover: Vec<u8>,
+        body: body::BodySender,
+    ) -> Option<TcpStream> {
+        let _ = stream.set_read_timeout(Some(self.limits.between_bytes));
+        let limits = FramingLimits {
+            max_request_line: 0,
+            max_head: MAX_RESPONSE_HEAD,
+            max_body: usize::try_from(self.limits.max_body).unwrap_or(usize::MAX),
+        };
+        let mut received: u64 = 0;
+        let mut input = leftover;
+        let mut buffer = vec![0; READ_CHUNK];
+        loop {
+            // Decode what is buffered.
+            let mut data = Vec::new();
+            let done = match &mut framing {
+                ResponseFraming::Empty => true,
+                ResponseFraming::Length(remaining) => {
+                    let take = input.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                    data.extend(input.drain(..take));
+                    *remaining -= take as u64;
+                    *remaining == 0
+                }
+                ResponseFraming::Chunked(chunked) => match chunked.decode(&input, &mut data, &limits) {
+                    Ok((used, done)) => {
+                        input.drain(..used);
+                        done
+                    }
+                    Err(_) => {
+                        body.fail(Error::HttpProtocolError).await;
+                        return None;
+                    }
+                },
+                ResponseFraming::UntilClose => {
+                    data.append(&mut input);
+                    false
+                }
+            };
+            received += data.len() as u64;
+            if received > self.limits.max_body {
+                tracing::warn!(route = %self.label, address = %self.endpoint, limit = self.limits.max_body, "outgoing HTTP: response body exceeds max_backend_bytes");
+                body.fail(Error::HttpResponseBodySize(Some(received))).await;
+                return None;
+            }
+            if !data.is_empty() && !body.send(Bytes::from(data)).await {
+                return None;
+            }
+            if done {
+                return Some(stream);
+            }
+            match stream.read(&mut buffer).await {
+                Ok(0) if matches!(framing, ResponseFraming::UntilClose) => return None,
+                Ok(0) => {
+                    body.fail(Error::HttpResponseIncomplete).await;
+                    return None;
+                }
+                Ok(n) => input.extend_from_slice(&buffer[..n]),
+                Err(e) => {
+                    let timed_out = e.kind() == std::io::ErrorKind::TimedOut;
+                    body.fail(if timed_out {
+                        Error::ConnectionReadTimeout
+                    } else {
+                        Error::ConnectionTerminated
+                    })
+                    .await;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Request line and headers, and whether the body goes chunked. wasi-http
+/// has already added `host` and refused hop-by-hop headers from the guest.
+fn request_head(parts: &http::request::Parts, has_body: bool) -> (Vec<u8>, bool) {
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(parts.method.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(target.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut has_length = false;
+    for (name, value) in &parts.headers {
+        has_length |= name == http::header::CONTENT_LENGTH;
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    let chunked = has_body && !has_length;
+    if chunked {
+        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    (head, chunked)
+}
+
+async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Error> {
+    stream.write_all(bytes).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            Error::ConnectionWriteTimeout
+        } else {
+            Error::ConnectionTerminated
+        }
+    })
+}
+
+/// Sends a streamed request body as chunks, or raw when the guest gave a
+/// content-length (wasi-http checks that the length is right).
+async fn send_body(stream: &mut TcpStream, mut body: WasiBody, chunked: bool) -> Result<(), Error> {
+    let mut framed = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else { continue };
+        if chunked {
+            framed.clear();
+            crate::http::encode::write_chunk(&mut framed, &data);
+            write_all(stream, &framed).await?;
+        } else {
+            write_all(stream, &data).await?;
+        }
+    }
+    if chunked {
+        write_all(stream, b"0\r\n\r\n").await?;
+    }
+    Ok(())
+}
+
+struct Parsed {
+    response: http::Response<()>,
+    framing: ResponseFraming,
+    keep_alive: bool,
+    /// Body bytes read with the head.
+    leftover: Vec<u8>,
+}
+
+async fn read_response_head(stream: &mut TcpStream, timeout: Duration) -> Result<Parsed, Error> {
+    let _ = stream.set_read_timeout(Some(timeout));
+    let mut input = Vec::with_capacity(4096);
+    let mut buffer = vec![0; 16 << 10];
+    loop {
+        let n = stream.read(&mut buffer).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                Error::ConnectionReadTimeout
+            } else {
+                Error::ConnectionTerminated
+            }
+        })?;
+        if n == 0 {
+            return Err(Error::ConnectionTerminated);
+        }
+        input.extend_from_slice(&buffer[..n]);
+        loop {
+            match parse_response_head(&input)? {
+                Some((used, Interim::Skip)) => {
+                    input.drain(..used);
+                }
+                Some((used, Interim::Final(mut parsed))) => {
+                    parsed.leftover = input.split_off(used);
+                    return Ok(parsed);
+                }
+                None if input.len() > MAX_RESPONSE_HEAD => {
+                    return Err(Error::HttpResponseHeaderSectionSize(None));
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+enum Interim {
+    /// A 1xx informational response: skipped.
+    Skip,
+    Final(Parsed),
+}
+
+fn parse_response_head(input: &[u8]) -> Result<Option<(usize, Interim)>, Error> {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let used = match parsed.parse(input) {
+        Ok(httparse::Status::Complete(used)) => used,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(Error::HttpProtocolError),
+    };
+    let status = parsed.code.unwrap_or(0);
+    if (100..200).contains(&status) {
+        if status == 101 {
+            return Err(Error::HttpUpgradeFailed);
+        }
+        return Ok(Some((used, Interim::Skip)));
+    }
+    let mut response = http::Response::builder().status(status);
+    let mut framing = ResponseFraming::UntilClose;
+    let mut keep_alive = parsed.version == Some(1);
+    for header in parsed.headers.iter() {
+        let value = header.value;
+        if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            if !value.eq_ignore_ascii_case(b"chunked") {
+                return Err(Error::HttpResponseTransferCoding(Some(
+                    String::from_utf8_lossy(value).into(),
+                )));
+            }
+            framing = ResponseFraming::Chunked(ChunkedBody::default());
+            continue;
+        }
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let length = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok());
+            match (length, &framing) {
+                (Some(n), ResponseFraming::UntilClose) => framing = ResponseFraming::Length(n),
+                (Some(n), ResponseFraming::Length(m)) if n == *m => {}
+                (_, ResponseFraming::Chunked(_)) => {}
+                _ => return Err(Error::HttpProtocolError),
+            }
+        }
+        if header.name.eq_ignore_ascii_case("connection") {
+            let value = String::from_utf8_lossy(value).to_ascii_lowercase();
+            if value.contains("close") {
+                keep_alive = false;
+            } else if value.contains("keep-alive") {
+                keep_alive = true;
+            }
+        }
+        response = response.header(header.name, value);
+    }
+    if status == 204 || status == 304 {
+        framing = ResponseFraming::Empty;
+    }
+    if matches!(framing, ResponseFraming::UntilClose) {
+        keep_alive = false;
+    }
+    let response = response.body(()).map_err(|_| Error::HttpProtocolError)?;
+    Ok(Some((
+        used,
+        Interim::Final(Parsed {
+            response,
+            framing,
+            keep_alive,
+            leftover: Vec::new(),
+        }),
+    )))
+}

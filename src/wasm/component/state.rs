@@ -1,0 +1,151 @@
+//! The data of a component's `Store`: the WASI and wasi:http contexts built
+//! from the route, and the guest's stdout/stderr, which go to the server log.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::outbound::OutboundHooks;
+use crate::wasm::host::LogBudget;
+use crate::wasm::route::RouteContext;
+use crate::wasm::shard_local::ShardLocal;
+
+/// Core instances, memories and tables one component may create: a Rust
+/// component has a handful, an interpreter-based one a few dozen.
+pub const MAX_PARTS_PER_COMPONENT: usize = 64;
+
+pub struct ComponentState {
+    pub(super) table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    pub(super) hooks: OutboundHooks,
+    pub(super) limits: StoreLimits,
+}
+
+impl ComponentState {
+    pub fn new(route: &Rc<RouteContext>, hooks: OutboundHooks) -> ComponentState {
+        let log = GuestLog {
+            route: ShardLocal::new(route.clone()),
+            budget: ShardLocal::new(Rc::new(RefCell::new(LogBudget::new(route.limits.max_log_bytes)))),
+        };
+        let mut wasi = WasiCtx::builder();
+        // No preopened directories and no socket permissions: the
+        // filesystem and socket interfaces are linked but deny everything.
+        wasi.stdout(log.tagged("stdout"))
+            .stderr(log.tagged("stderr"))
+            .envs(&route.env.iter().collect::<Vec<_>>());
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(route.limits.memory_limit)
+            .table_elements(route.limits.table_elements_limit as usize)
+            .instances(MAX_PARTS_PER_COMPONENT)
+            .tables(MAX_PARTS_PER_COMPONENT)
+            .memories(MAX_PARTS_PER_COMPONENT)
+            .build();
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(FIELD_SIZE_LIMIT);
+        ComponentState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http,
+            hooks,
+            limits,
+        }
+    }
+}
+
+/// Headers a guest may build per `fields` resource (in-memory size).
+const FIELD_SIZE_LIMIT: usize = 64 << 10;
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for ComponentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// A guest's stdout or stderr: each write is one log line tagged with the
+/// route, within the route's `max_log_bytes` per request (shared by both).
+#[derive(Clone)]
+struct GuestLog {
+    route: ShardLocal<Rc<RouteContext>>,
+    budget: ShardLocal<Rc<RefCell<LogBudget>>>,
+}
+
+impl GuestLog {
+    fn tagged(&self, stream: &'static str) -> LogStream {
+        LogStream {
+            log: self.clone(),
+            stream,
+        }
+    }
+}
+
+struct LogStream {
+    log: GuestLog,
+    stream: &'static str,
+}
+
+impl IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(LogStream {
+            log: self.log.clone(),
+            stream: self.stream,
+        })
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        // Only the WASIp3 bindings ask for this; they are not linked.
+        Box::new(tokio::io::sink())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LogStream {
+    async fn ready(&mut self) {}
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for LogStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+        let allowed = self.log.budget.borrow_mut().take(text.len());
+        if allowed > 0 {
+            let message = String::from_utf8_lossy(&text[..allowed]);
+            tracing::info!(route = %self.log.route.label, stream = self.stream, "guest: {message}");
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(crate::config::MAX_LOG_LINE)
+    }
+}
