@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use serverless_wasm::config::{self, Config, HandlerSpec, InstancePolicy};
 use serverless_wasm::server::{self, Shared};
+use serverless_wasm::wasm::Guest;
 
 /// Runs sandboxed WebAssembly request handlers, one pinned shard per CPU.
 #[derive(Parser)]
@@ -149,11 +150,16 @@ fn print_summary(shared: &Shared, placement: &[usize]) {
                         format!("reuse (max {max_requests} requests)")
                     }
                 };
+                // A component's entry point is fixed by its world.
+                let entry = match &**guest {
+                    Guest::Module(_) => format!(" export {:?}", w.function),
+                    Guest::Component(_) => String::new(),
+                };
                 println!(
-                    "  {:<28} wasm    {} export {:?}: {}; instance {}, fuel {}, memory {} KiB, timeout {} ms, outbound {}",
+                    "  {:<28} wasm    {}{}: {}; instance {}, fuel {}, memory {} KiB, timeout {} ms, outbound {}",
                     route.label(),
                     w.file.display(),
-                    w.function,
+                    entry,
                     guest.kind(),
                     instance,
                     w.limits.fuel,

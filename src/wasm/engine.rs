@@ -13,6 +13,13 @@ use crate::config::{EngineLimits, HandlerSpec, RouteSpec};
 /// included; this much stack is kept for them above the wasm stack limit.
 const HOST_STACK_BYTES: usize = 512 << 10;
 
+/// Pool slots (core instances, memories, tables) per instance slot when
+/// some route is a component: a Rust component uses about three core
+/// instances and one memory, so a full shard of components still fits.
+const CORE_SLOTS_PER_COMPONENT: u32 = 4;
+/// The most core instances, memories or tables one component may have.
+const MAX_PARTS_PER_COMPONENT: u32 = super::component::MAX_PARTS_PER_COMPONENT as u32;
+
 /// Builds the engine for `shards` shards and these routes.
 pub fn build(limits: &EngineLimits, shards: usize, routes: &[RouteSpec]) -> Result<Engine, wasmtime::Error> {
     // The largest memory any route may grow to bounds every slot.
@@ -36,11 +43,22 @@ pub fn build(limits: &EngineLimits, shards: usize, routes: &[RouteSpec]) -> Resu
     let slots = limits
         .instance_slots_per_shard
         .saturating_mul(u32::try_from(shards).unwrap_or(u32::MAX));
+    // A component instance is several core instances (the program, the
+    // shims wit-component adds, an interpreter's parts), each a pool slot.
+    let with_components = routes.iter().any(|r| match &r.handler {
+        HandlerSpec::Wasm(w) => super::load::is_component_file(&w.file),
+        HandlerSpec::Static(_) => false,
+    });
+    let parts = if with_components { CORE_SLOTS_PER_COMPONENT } else { 1 };
 
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_core_instances(slots)
-        .total_memories(slots)
-        .total_tables(slots)
+    pool.total_core_instances(slots.saturating_mul(parts))
+        .total_memories(slots.saturating_mul(parts))
+        .total_tables(slots.saturating_mul(parts))
+        .total_component_instances(slots)
+        .max_core_instances_per_component(MAX_PARTS_PER_COMPONENT)
+        .max_memories_per_component(MAX_PARTS_PER_COMPONENT)
+        .max_tables_per_component(MAX_PARTS_PER_COMPONENT)
         .total_stacks(slots)
         .max_memory_size(max_memory)
         .table_elements(max_table)
@@ -55,8 +73,9 @@ pub fn build(limits: &EngineLimits, shards: usize, routes: &[RouteSpec]) -> Resu
         .max_wasm_stack(limits.max_wasm_stack_bytes)
         .async_stack_size(limits.max_wasm_stack_bytes + HOST_STACK_BYTES)
         .cranelift_opt_level(OptLevel::Speed)
-        // Guests get one memory: the host ABI speaks of "the" memory.
-        .wasm_multi_memory(false)
+        // Core guests get one memory (the host ABI speaks of "the" memory;
+        // load.rs checks it); components may need more.
+        .wasm_multi_memory(with_components)
         .wasm_memory64(false);
     Engine::new(&config)
 }

@@ -86,6 +86,16 @@ pub fn load(
     Ok(Arc::new(Guest::Module(guest)))
 }
 
+/// Whether `path` holds a component (by its header); unreadable files are
+/// reported later, by `load`.
+pub fn is_component_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok_and(|()| wasmparser::Parser::is_component(&header))
+}
+
 enum ReadError {
     Io(std::io::Error),
     Invalid(String),
@@ -190,6 +200,12 @@ fn check_entry(module: &Module, function: &str) -> Result<wasmtime::ModuleExport
 /// route's `memory_limit`.
 fn check_memory(module: &Module, spec: &WasmSpec) -> Result<Option<wasmtime::ModuleExport>, String> {
     let imports_functions = module.imports().next().is_some();
+    let memories = module.resources_required().num_memories;
+    if memories > 1 {
+        return Err(format!(
+            "defines {memories} memories; a core guest may have one (the host ABI reads and writes \"the\" memory)"
+        ));
+    }
     match module.get_export(MEMORY_EXPORT) {
         Some(ExternType::Memory(memory)) => {
             check_initial_memory(memory.minimum(), spec)?;

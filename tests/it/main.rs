@@ -4,6 +4,7 @@
 mod harness;
 
 mod backends;
+mod components;
 mod config_check;
 mod foundation;
 mod hostile;

@@ -313,6 +313,10 @@ async fn send_response(
     let mut trailers = Vec::new();
     loop {
         match body.next().await {
+            None if exchange.guest_failed().await => {
+                tracing::warn!("response body cut short: the guest failed before finishing it");
+                return Ok(Sent::Truncated);
+            }
             None => break,
             Some(Ok(BodyPart::Data(data))) if chunked => {
                 output.clear();

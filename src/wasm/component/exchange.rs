@@ -246,6 +246,22 @@ impl Exchange {
         }
     }
 
+    /// Whether the guest has already ended in failure. wasi-http ends a
+    /// body whose guest died as if it had been finished, so the connection
+    /// asks this before it writes the end of the body.
+    pub async fn guest_failed(&mut self) -> bool {
+        let Some(guest) = self.guest.as_mut() else {
+            return false;
+        };
+        match futures_lite::future::poll_once(guest).await {
+            Some(end) => {
+                self.guest = None;
+                end.is_err()
+            }
+            None => false,
+        }
+    }
+
     /// The response went out whole: let the guest finish on its own.
     pub fn finish(mut self) {
         if let Some(guest) = self.guest.take() {

@@ -28,6 +28,7 @@ pub use body::{BodySender, ChannelBody, channel as body_channel};
 pub use exchange::{BodyPart, ComponentPool, Exchange, ResponseBody, StreamedResponse};
 use outbound::OutboundHooks;
 pub use outbound::ShardHttp;
+pub use state::MAX_PARTS_PER_COMPONENT;
 use state::ComponentState;
 
 use crate::config::{InstancePolicy, WasmSpec};

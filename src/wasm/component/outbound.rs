@@ -77,6 +77,20 @@ impl ShardHttp {
         self.tokio.block_on(tokio::task::yield_now());
     }
 
+    /// The same, once the running guest has yielded: for an answer that is
+    /// ready at once (a denied request), whose tokio task wasi-http spawns
+    /// only after the hook returns.
+    fn run_ready_tasks_soon(self: &Rc<Self>) {
+        let http = self.clone();
+        glommio::spawn_local(async move {
+            // The new task may first run before the guest's host call
+            // returns; going round the run queue once lets it finish.
+            futures_lite::future::yield_now().await;
+            http.run_ready_tasks()
+        })
+        .detach();
+    }
+
     fn checkout(&self, endpoint: &Endpoint) -> Option<TcpStream> {
         let mut idle = self.idle.borrow_mut();
         let streams = idle.get_mut(endpoint)?;
@@ -135,6 +149,9 @@ impl WasiHttpHooks for OutboundHooks {
         options: Option<RequestOptions>,
         _response_done: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
+        if let Some(http) = &self.http {
+            http.run_ready_tasks_soon();
+        }
         let route = &**self.route;
         let Some(endpoint) = endpoint_of(request.uri()) else {
             tracing::warn!(route = %route.label, uri = %request.uri(), "outgoing HTTP: no host:port");

@@ -1,7 +1,8 @@
 //! A raw HTTP/1.1 client over a real TCP connection. Every response it
 //! reads is checked strictly (status line, header syntax, exactly one
-//! Content-Length, no Transfer-Encoding, Date and Server present), so every
-//! test also checks that the server never writes a malformed response.
+//! Content-Length or else `Transfer-Encoding: chunked` with well-formed
+//! chunks, Date and Server present), so every test also checks that the
+//! server never writes a malformed response.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,6 +14,8 @@ pub struct Response {
     pub reason: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Trailer fields of a chunked response.
+    pub trailers: Vec<(String, String)>,
 }
 
 impl Response {
@@ -111,6 +114,19 @@ impl Client {
             .map(|(_, v)| v.as_str())
             .collect();
         let no_body_status = response.status == 204 || response.status == 304;
+        let codings = response.headers_named("transfer-encoding");
+        if codings > 0 {
+            if codings > 1 || !lengths.is_empty() || no_body_status {
+                return Err("Transfer-Encoding with Content-Length, twice, or on a bodiless status".into());
+            }
+            if !response.header("transfer-encoding").unwrap().eq_ignore_ascii_case("chunked") {
+                return Err("Transfer-Encoding other than chunked".into());
+            }
+            if !head_only {
+                self.read_chunked(&mut response)?;
+            }
+            return Ok(response);
+        }
         let length = match (no_body_status, lengths.as_slice()) {
             (true, []) => 0,
             (true, _) => return Err(format!("{} response with Content-Length", response.status)),
@@ -131,6 +147,44 @@ impl Client {
         }
         response.body = self.buf.drain(..length).collect();
         Ok(response)
+    }
+
+    /// A chunked body, strictly: hex sizes, CRLF after each chunk, then
+    /// trailer lines and the empty line.
+    fn read_chunked(&mut self, response: &mut Response) -> Result<(), String> {
+        loop {
+            let line = self.read_line()?;
+            let size = usize::from_str_radix(&line, 16).map_err(|_| format!("bad chunk size line {line:?}"))?;
+            if size == 0 {
+                loop {
+                    let trailer = self.read_line()?;
+                    if trailer.is_empty() {
+                        return Ok(());
+                    }
+                    let (name, value) = trailer.split_once(": ").ok_or(format!("bad trailer {trailer:?}"))?;
+                    response.trailers.push((name.to_string(), value.to_string()));
+                }
+            }
+            while self.buf.len() < size + 2 {
+                self.fill()?;
+            }
+            if &self.buf[size..size + 2] != b"\r\n" {
+                return Err("chunk data not followed by CRLF".into());
+            }
+            response.body.extend(self.buf.drain(..size));
+            self.buf.drain(..2);
+        }
+    }
+
+    fn read_line(&mut self) -> Result<String, String> {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8(self.buf.drain(..end).collect()).map_err(|_| "non-UTF-8 line")?;
+                self.buf.drain(..2);
+                return Ok(line);
+            }
+            self.fill()?;
+        }
     }
 
     fn fill(&mut self) -> Result<(), String> {
@@ -209,6 +263,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Response, usize)>, String> {
         reason: parsed.reason.unwrap_or("").to_string(),
         headers: Vec::new(),
         body: Vec::new(),
+        trailers: Vec::new(),
     };
     for h in parsed.headers.iter() {
         let value = std::str::from_utf8(h.value).map_err(|_| format!("non-UTF-8 value for {}", h.name))?;
@@ -222,9 +277,6 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Response, usize)>, String> {
                     response.headers
                 ));
             }
-        }
-        if response.headers_named("transfer-encoding") > 0 {
-            return Err("response has Transfer-Encoding".into());
         }
         if response.headers_named("connection") > 1 {
             return Err("response has more than one Connection header".into());

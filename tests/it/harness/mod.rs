@@ -28,10 +28,16 @@ pub fn guests_dir() -> PathBuf {
     repo_dir().join("tests/guests")
 }
 
-/// Replaces `{samples}` and `{guests}` in a config template by absolute
-/// directories, so configs can live in a temporary directory.
+/// Where `samples/components/build.sh` puts the sample components.
+pub fn components_dir() -> PathBuf {
+    samples_dir().join("components/build")
+}
+
+/// Replaces `{samples}`, `{guests}` and `{components}` in a config template
+/// by absolute directories, so configs can live in a temporary directory.
 pub fn expand(template: &str) -> String {
     template
+        .replace("{components}", &components_dir().display().to_string())
         .replace("{samples}", &samples_dir().display().to_string())
         .replace("{guests}", &guests_dir().display().to_string())
 }
@@ -175,12 +181,18 @@ pub struct EchoBackend {
 
 impl EchoBackend {
     pub fn start(delay_ms: u64) -> EchoBackend {
-        let args = vec![
-            "--listen".to_string(),
-            "127.0.0.1:0".to_string(),
-            "--delay-ms".to_string(),
-            delay_ms.to_string(),
-        ];
+        Self::start_with(&["--delay-ms", &delay_ms.to_string()])
+    }
+
+    /// The `--http` mode: a keep-alive HTTP/1.1 server that describes each
+    /// request (connection number, request number on it, target).
+    pub fn start_http() -> EchoBackend {
+        Self::start_with(&["--http"])
+    }
+
+    fn start_with(extra: &[&str]) -> EchoBackend {
+        let mut args = vec!["--listen".to_string(), "127.0.0.1:0".to_string()];
+        args.extend(extra.iter().map(|a| a.to_string()));
         let process = Process::spawn(Path::new(env!("CARGO_BIN_EXE_echo-backend")), &args, &[]);
         let line = process
             .stdout

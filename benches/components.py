@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""The wasi:http component benchmark: the same hello component
+(samples/components/rust/hello) served by serverless-wasm and by
+`wasmtime serve` 48 with its pooling allocator, in one run.
+
+    python3 benches/components.py [--reps 3] [--duration 5] [--quick]
+
+Two comparisons, each with the load generator (wrk, 64 connections) placed
+the same way for every server it compares:
+
+  1. One core each: serverless-wasm with one shard pinned to CPU 0 against
+     `wasmtime serve -O pooling-allocator=y -S cli=y` pinned to CPU 0; wrk
+     on CPU 1. Targets: >= 3x its req/s and <= 1/3 of its p99.
+  2. Scaling: one shard (CPU 0) against two shards (CPUs 0-1), wrk on both
+     CPUs in both cases (a 2-core machine has no third core for it), plus
+     requests per server CPU-second, which does not depend on how much CPU
+     the generator takes. Target: two shards >= 1.8x one shard.
+
+Repetitions are interleaved. Results go to benches/results/components.json
+and the `components` section of benches/RESULTS.md. Uses load.py's helpers
+(wrk and wasmtime-cli 48 are installed if missing).
+"""
+
+import argparse
+import datetime
+import json
+import sys
+
+import load
+from load import REPO, BENCHES, RESULTS, CACHE, Process, free_port, log, run, wrk
+
+CONNECTIONS = 64
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="2 s runs, 1 repetition")
+    parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.reps = 2, 1
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    load.ensure_tool("wrk", "wrk")
+    wasmtime = load.ensure_cargo_tool("wasmtime", "wasmtime-cli", load.WASMTIME_VERSION)
+    if not args.no_build:
+        log("building the server and the sample components")
+        run(["cargo", "build", "--release", "--quiet", "--bin", "serverless-wasm"], cwd=REPO)
+        run(["bash", str(REPO / "samples/components/build-rust.sh")], stdout=sys.stderr)
+    component = REPO / "samples/components/build/hello.wasm"
+    binary = REPO / "target/release/serverless-wasm"
+
+    def ours(name, cpus):
+        port = free_port()
+        config = (BENCHES / "configs/components.toml").read_text() \
+            .replace("{listen}", f"127.0.0.1:{port}").replace("{components}", str(component.parent))
+        path = RESULTS / f"{name}.toml"
+        path.write_text(config)
+        shards = len(cpus.split(","))
+        return Process(name, [str(binary), str(path), "--shards", str(shards), "--cpus", cpus], cpus, port,
+                       env={"RUST_LOG": "warn"})
+
+    def serve(name, cpus):
+        port = free_port()
+        return Process(name, [str(wasmtime), "serve", "-O", "pooling-allocator=y", "-S", "cli=y",
+                              "--addr", f"127.0.0.1:{port}", str(component)], cpus, port)
+
+    # (scenario, server factory, server CPUs, wrk CPUs)
+    plan = [
+        ("ours-1-shard", ours, "0", "1"),
+        ("wasmtime-serve-1-core", serve, "0", "1"),
+        ("ours-1-shard-shared", ours, "0", "0,1"),
+        ("ours-2-shards-shared", ours, "0,1", "0,1"),
+    ]
+    runs = []
+    for rep in range(args.reps):
+        for name, factory, server_cpus, client_cpus in plan:
+            process = factory(name, server_cpus)
+            try:
+                wrk(f"http://127.0.0.1:{process.port}/", CONNECTIONS, 1, 1, client_cpus)  # warm-up
+                before = process.cpu_seconds()
+                result = wrk(f"http://127.0.0.1:{process.port}/", CONNECTIONS, 1, args.duration, client_cpus)
+                cpu = process.cpu_seconds() - before
+            finally:
+                process.stop()
+            seconds = result["duration_us"] / 1e6
+            record = {
+                "scenario": name, "rep": rep, "rps": result["requests"] / seconds,
+                "p50_ms": result["latency_us"]["p50"] / 1000, "p99_ms": result["latency_us"]["p99"] / 1000,
+                "errors": sum(result["errors"].values()),
+                "requests_per_cpu_second": result["requests"] / max(cpu, 1e-9),
+            }
+            runs.append(record)
+            log(f"rep {rep + 1}/{args.reps} {name:<24} {record['rps']:>10,.0f} req/s  p99 {record['p99_ms']:.2f} ms"
+                f"  {record['requests_per_cpu_second']:,.0f} req/CPU-s" + (f"  ({record['errors']} errors)" if record["errors"] else ""))
+
+    def median(name, key):
+        values = sorted(r[key] for r in runs if r["scenario"] == name)
+        return values[len(values) // 2]
+
+    summary = {name: {key: median(name, key) for key in ("rps", "p50_ms", "p99_ms", "requests_per_cpu_second")}
+               for name, *_ in plan}
+    targets = [
+        ("req/s, one core: ours / wasmtime serve", summary["ours-1-shard"]["rps"] / summary["wasmtime-serve-1-core"]["rps"], ">= 3"),
+        ("p99, one core: ours / wasmtime serve", summary["ours-1-shard"]["p99_ms"] / summary["wasmtime-serve-1-core"]["p99_ms"], "<= 0.33"),
+        ("req/s: 2 shards / 1 shard (wrk sharing the CPUs)",
+         summary["ours-2-shards-shared"]["rps"] / summary["ours-1-shard-shared"]["rps"], ">= 1.8"),
+        ("req per CPU-second: 2 shards / 1 shard",
+         summary["ours-2-shards-shared"]["requests_per_cpu_second"] / summary["ours-1-shard-shared"]["requests_per_cpu_second"], "~1 (linear)"),
+    ]
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python3 benches/components.py " + " ".join(sys.argv[1:]),
+        "machine": load.machine(),
+        "versions": {"serverless-wasm": load.version([str(binary), "--version"]),
+                     "wasmtime": load.version([str(wasmtime), "--version"]),
+                     "wrk": load.version(["wrk", "--version"])},
+        "settings": {"duration_s": args.duration, "reps": args.reps, "connections": CONNECTIONS},
+        "runs": runs, "summary": summary, "targets": targets,
+    }
+    (RESULTS / "components.json").write_text(json.dumps(report, indent=2))
+    markdown = render(report, plan)
+    if not args.no_record:
+        load.record(markdown, section="components")
+    print(markdown)
+
+
+def render(report, plan):
+    m = report["machine"]
+    lines = [
+        f"Measured {report['date']} with `{report['command']}` on {m['cpu']}, {m['cores']} CPUs, "
+        f"{m['memory_gib']} GiB, Linux {m['kernel']}; {report['versions']['wasmtime']}; "
+        f"wrk -c{report['settings']['connections']}, {report['settings']['reps']} interleaved reps of "
+        f"{report['settings']['duration_s']} s (medians). Same `hello.wasm` for both servers.",
+        "",
+        "| scenario | server CPUs | wrk CPUs | req/s | p50 ms | p99 ms | req per server CPU-s |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for name, _, server_cpus, client_cpus in plan:
+        s = report["summary"][name]
+        lines.append(f"| {name} | {server_cpus} | {client_cpus} | {s['rps']:,.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} "
+                     f"| {s['requests_per_cpu_second']:,.0f} |")
+    lines += ["", "| target | measured | goal |", "|---|---:|---|"]
+    for what, value, goal in report["targets"]:
+        lines.append(f"| {what} | {value:.2f} | {goal} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+//! misbehave: a deliberately badly behaved test guest. It exists to test
+//! isolation: the host must contain every failure below to the one request
+//! (and instance) that caused it, and keep serving everything else.
+//!
+//! Selected by the query parameter `mode`:
+//! - `trap`: traps (`unreachable`) before setting any response.
+//! - `spin`: loops forever without any host call (needs fuel/epoch limits).
+//! - `alloc`: allocates 1 MiB blocks without bound until allocation fails
+//!   (panic = "abort", so that ends in a trap).
+//! - `trap-after-head`: sends a 200 head without content-length, writes and
+//!   flushes "partial", then traps before finishing the body.
+//! - `bad-header`: tries to set a header value containing "\r\n"; answers
+//!   500 `header rejected` if the fields API refuses it (expected), 200 with
+//!   the header if it was accepted.
+//! - `log`: prints "hello stdout" / "hello stderr", answers 200 `logged`.
+//! - `env`: answers 200 with every environment variable as sorted
+//!   `KEY=VALUE` lines.
+//! - anything else: 200 `ok`.
+
+use core::hint::black_box;
+
+use wasip2::exports::http::incoming_handler::Guest;
+use wasip2::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+
+wasip2::http::proxy::export!(Misbehave);
+
+struct Misbehave;
+
+const BAD_VALUE: &[u8] = b"a\r\nInjected: 1";
+
+impl Guest for Misbehave {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let path = request.path_with_query().unwrap_or_default();
+        let mode = query_param(&path, "mode").unwrap_or("").to_string();
+        match mode.as_str() {
+            "trap" => trap(),
+            "spin" => spin(),
+            "alloc" => alloc(),
+            "trap-after-head" => trap_after_head(response_out),
+            "bad-header" => bad_header(response_out),
+            "log" => {
+                println!("hello stdout");
+                eprintln!("hello stderr");
+                respond(response_out, 200, Fields::new(), b"logged\n");
+            }
+            "env" => {
+                let mut vars: Vec<(String, String)> = std::env::vars().collect();
+                vars.sort();
+                let body: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+                respond(response_out, 200, text_plain(), body.as_bytes());
+            }
+            _ => respond(response_out, 200, text_plain(), b"ok\n"),
+        }
+    }
+}
+
+fn trap() -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+/// Burn CPU forever; `black_box` keeps the optimizer from removing the loop.
+fn spin() -> ! {
+    let mut counter: u64 = 0;
+    loop {
+        counter = black_box(counter.wrapping_add(1));
+    }
+}
+
+/// Grow memory 1 MiB at a time until the allocator gives up (abort -> trap).
+fn alloc() -> ! {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let block = vec![0xA5u8; 1024 * 1024];
+        blocks.push(black_box(block));
+        black_box(&blocks);
+    }
+}
+
+fn trap_after_head(response_out: ResponseOutparam) -> ! {
+    let response = OutgoingResponse::new(text_plain());
+    let body = response.body().expect("response body");
+    ResponseOutparam::set(response_out, Ok(response));
+    let out = body.write().expect("body stream");
+    out.blocking_write_and_flush(b"partial").expect("write body");
+    black_box((&out, &body));
+    trap()
+}
+
+fn bad_header(response_out: ResponseOutparam) {
+    let from_list = Fields::from_list(&[("x-bad".to_string(), BAD_VALUE.to_vec())]);
+    match from_list {
+        Ok(fields) => respond(response_out, 200, fields, b"header accepted (from-list)\n"),
+        Err(_) => {
+            // Also try the mutable path; both should refuse.
+            let fields = Fields::new();
+            match fields.set("x-bad", &[BAD_VALUE.to_vec()]) {
+                Ok(()) => respond(response_out, 200, fields, b"header accepted (set)\n"),
+                Err(_) => respond(response_out, 500, text_plain(), b"header rejected\n"),
+            }
+        }
+    }
+}
+
+fn text_plain() -> Fields {
+    Fields::from_list(&[("content-type".to_string(), b"text/plain".to_vec())]).expect("valid header")
+}
+
+fn respond(response_out: ResponseOutparam, status: u16, headers: Fields, body_bytes: &[u8]) {
+    let _ = headers.set("content-length", &[body_bytes.len().to_string().into_bytes()]);
+    let response = OutgoingResponse::new(headers);
+    response.set_status_code(status).expect("valid status");
+    let body = response.body().expect("response body");
+    ResponseOutparam::set(response_out, Ok(response));
+    let out = body.write().expect("body stream");
+    // blocking-write-and-flush takes at most 4096 bytes per call.
+    for chunk in body_bytes.chunks(4096) {
+        out.blocking_write_and_flush(chunk).expect("write body");
+    }
+    drop(out);
+    OutgoingBody::finish(body, None).expect("finish body");
+}
+
+/// The value of `key` in the query string of `path_with_query`, if any.
+fn query_param<'a>(path_with_query: &'a str, key: &str) -> Option<&'a str> {
+    let (_, query) = path_with_query.split_once('?')?;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then_some(v)
+    })
+}

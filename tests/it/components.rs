@@ -1,0 +1,387 @@
+//! wasi:http components (the second guest kind), end to end: the sample
+//! components built from source by `samples/components/build.sh`, served by
+//! the real server over real TCP, with real backends.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use crate::harness::client::format_request;
+use crate::harness::{Client, EchoBackend, TestServer, check, components_dir};
+
+/// Every sample component, plus a core-module route beside them.
+fn config(extra: &str) -> String {
+    format!(
+        r#"
+[[applications]]
+file_path = "{{components}}/hello.wasm"
+method = "GET"
+url_path = "/hello"
+
+[[applications]]
+file_path = "{{components}}/echo.wasm"
+method = "POST"
+url_path = "/echo/*"
+max_body_bytes = "200MiB"
+timeout_ms = 60000
+fuel = 100000000000
+
+[[applications]]
+file_path = "{{components}}/sleep.wasm"
+method = "GET"
+url_path = "/sleep"
+
+[[applications]]
+file_path = "{{components}}/misbehave.wasm"
+method = "GET"
+url_path = "/misbehave"
+env = {{ GREETING = "bonjour", COLOR = "blue" }}
+fuel = 50000000
+memory_limit = "8MiB"
+timeout_ms = 2000
+
+[[applications]]
+file_path = "{{samples}}/hello.wat"
+method = "GET"
+url_path = "/module"
+function = "hello"
+{extra}
+"#
+    )
+}
+
+fn require_components() {
+    assert!(
+        ["hello", "echo", "sleep", "fetch", "misbehave"].iter().all(|c| components_dir().join(format!("{c}.wasm")).exists()),
+        "sample components are missing: run `bash samples/components/build.sh` (tests/run.sh does)"
+    );
+}
+
+fn one_shard(extra: &str) -> TestServer {
+    require_components();
+    TestServer::start(&config(extra), &["--shards", "1"])
+}
+
+#[test]
+fn hello_component_answers_with_chunked_framing_keep_alive_and_head() {
+    let server = one_shard("");
+    let mut client = server.client();
+    for _ in 0..3 {
+        let response = client.get("/hello");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.text(), "Hello from a wasi:http component\n");
+        assert_eq!(response.header("content-type"), Some("text/plain"));
+        assert_eq!(response.header("transfer-encoding"), Some("chunked"));
+    }
+    // Pipelined, mixed with a core-module route: answers in order.
+    let mut batch = format_request("GET", "/hello", &[], b"");
+    batch.extend(format_request("GET", "/module", &[], b""));
+    batch.extend(format_request("GET", "/hello", &[], b""));
+    client.send(&batch);
+    assert_eq!(client.read_response().text(), "Hello from a wasi:http component\n");
+    assert_eq!(client.read_response().status, 200);
+    assert_eq!(client.read_response().text(), "Hello from a wasi:http component\n");
+    // HEAD: the head of a GET, no body bytes, the connection stays usable.
+    client.send(&format_request("HEAD", "/hello", &[], b""));
+    let head = client.read_head_response();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(client.get("/hello").status, 200);
+}
+
+#[test]
+fn echo_component_sees_method_target_headers_and_body() {
+    let server = one_shard("");
+    let mut client = server.client();
+    let response = client.request("POST", "/echo/a/b?x=1&y=2", &[("X-Custom", "value 1")], b"hello body");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("x-echo-method"), Some("POST"));
+    assert_eq!(response.header("x-echo-path"), Some("/echo/a/b?x=1&y=2"));
+    assert_eq!(response.header("x-echo-header-x-custom"), Some("value 1"));
+    assert_eq!(response.body, b"hello body");
+    // A chunked request body, on the same connection.
+    let mut request = b"POST /echo/chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    request.extend_from_slice(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    client.send(&request);
+    let response = client.read_response();
+    assert_eq!(response.body, b"hello world");
+    // Over the route's limit: 413 before the guest runs.
+    let server = one_shard("");
+    let mut client = server.client();
+    client.send(b"POST /echo/x HTTP/1.1\r\nHost: t\r\nContent-Length: 209715201\r\n\r\n");
+    assert_eq!(client.read_response().status, 413);
+}
+
+#[test]
+fn a_streamed_100_mib_body_comes_back_intact_with_server_memory_bounded() {
+    let server = one_shard("");
+    let rss_before = server.process.rss_kib();
+    let stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    const SIZE: usize = 100 << 20;
+    // A deterministic pattern the reader can check without keeping it.
+    let byte_at = |i: usize| (i.wrapping_mul(31) ^ (i >> 13)) as u8;
+    let mut writer = stream.try_clone().unwrap();
+    let upload = std::thread::spawn(move || {
+        writer
+            .write_all(format!("POST /echo/big HTTP/1.1\r\nHost: t\r\nContent-Length: {SIZE}\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut chunk = vec![0u8; 256 << 10];
+        let mut sent = 0;
+        while sent < SIZE {
+            for (k, b) in chunk.iter_mut().enumerate() {
+                *b = byte_at(sent + k);
+            }
+            writer.write_all(&chunk).unwrap();
+            sent += chunk.len();
+        }
+    });
+    // Read the chunked response incrementally, checking every byte.
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    let mut head = String::new();
+    loop {
+        line.clear();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+    let mut received = 0usize;
+    let mut peak_rss = 0;
+    let mut data = Vec::new();
+    loop {
+        line.clear();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        let size = usize::from_str_radix(line.trim_end(), 16).unwrap();
+        data.resize(size + 2, 0);
+        reader.read_exact(&mut data).unwrap();
+        if size == 0 {
+            break;
+        }
+        for (k, b) in data[..size].iter().enumerate() {
+            assert_eq!(*b, byte_at(received + k), "byte {} differs", received + k);
+        }
+        received += size;
+        if received % (8 << 20) < size {
+            peak_rss = peak_rss.max(server.process.rss_kib());
+        }
+    }
+    upload.join().unwrap();
+    assert_eq!(received, SIZE);
+    // The body passed through; the server never held it (100 MiB).
+    let growth_mib = peak_rss.saturating_sub(rss_before) / 1024;
+    assert!(growth_mib < 48, "server RSS grew by {growth_mib} MiB while streaming");
+}
+
+/// The instance counts of the last SIGUSR1 report, after asking for one.
+fn instance_counts(server: &TestServer) -> String {
+    let reports = server.logs().count("shard state");
+    crate::harness::process::signal(server.process.pid(), libc::SIGUSR1);
+    for _ in 0..100 {
+        if server.logs().count("shard state") > reports {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let logs = server.logs().all();
+    let line = logs.lines().rev().find(|l| l.contains("shard state")).unwrap_or_default();
+    let from = line.find("live_instances=").unwrap_or(0);
+    let to = line.find(" requests=").unwrap_or(line.len());
+    line[from..to].to_string()
+}
+
+#[test]
+fn a_client_that_disconnects_mid_stream_frees_the_instance() {
+    let server = one_shard("");
+    let idle = instance_counts(&server);
+    let mut client = server.client();
+    client.send(b"POST /echo/gone HTTP/1.1\r\nHost: t\r\nContent-Length: 50000000\r\n\r\n");
+    client.send(&vec![7u8; 1 << 20]);
+    let mut first = [0u8; 64];
+    let n = client.stream.read(&mut first).unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"), "the echo started answering");
+    assert_ne!(instance_counts(&server), idle, "the echo's instance is alive while it streams");
+    drop(client);
+    // The instance and its turn are released: back to the idle counts.
+    let freed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        instance_counts(&server) == idle
+    });
+    assert!(freed, "{}", server.logs().all());
+    assert_eq!(server.get("/hello").status, 200);
+}
+
+#[test]
+fn a_sleeping_component_does_not_block_its_shard() {
+    let server = one_shard("");
+    let mut sleeper = server.client();
+    sleeper.send(&format_request("GET", "/sleep?ms=1500", &[], b""));
+    // While it sleeps, the same single shard answers others.
+    for _ in 0..5 {
+        assert_eq!(server.get("/hello").status, 200);
+    }
+    sleeper.stream.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(sleeper.stream.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the sleeper answered before the others"
+    );
+    sleeper.stream.set_nonblocking(false).unwrap();
+    let response = sleeper.read_response();
+    assert_eq!(response.text(), "slept 1500 ms\n");
+}
+
+#[test]
+fn misbehaving_components_get_their_answers_while_a_healthy_route_keeps_answering() {
+    let server = one_shard("");
+    let healthy = |server: &TestServer| {
+        let response = server.get("/hello");
+        assert_eq!(response.status, 200);
+    };
+    for (mode, status) in [("trap", 500), ("alloc", 500), ("spin", 503)] {
+        let response = server.get(&format!("/misbehave?mode={mode}"));
+        assert_eq!(response.status, status, "mode={mode}");
+        healthy(&server);
+    }
+    // A guest that fails after its head went out: the body is cut short
+    // and the connection closed, never completed as if all were well.
+    let mut client = server.client();
+    client.send(&format_request("GET", "/misbehave?mode=trap-after-head", &[], b""));
+    assert!(client.try_read_response(false).is_err(), "a truncated body must not read as complete");
+    healthy(&server);
+    // Invalid header values never reach the wire.
+    let response = server.get("/misbehave?mode=bad-header");
+    assert!(response.header("injected").is_none());
+    assert_eq!(response.status, 500);
+    healthy(&server);
+    let logs = server.stop();
+    assert!(logs.contains("guest ran out of fuel"), "{logs}");
+    assert!(logs.contains("guest trapped"), "{logs}");
+}
+
+#[test]
+fn a_spinning_component_with_fuel_to_spare_times_out() {
+    let server = one_shard(
+        r#"
+[[applications]]
+file_path = "{components}/misbehave.wasm"
+method = "GET"
+url_path = "/spin-long"
+fuel = 100000000000
+timeout_ms = 500
+"#,
+    );
+    assert_eq!(server.get("/spin-long?mode=spin").status, 504);
+    assert_eq!(server.get("/hello").status, 200);
+}
+
+#[test]
+fn stdout_and_stderr_go_to_the_log_and_env_comes_from_the_route() {
+    let server = one_shard("");
+    assert_eq!(server.get("/misbehave?mode=log").text(), "logged\n");
+    let line = server.logs().wait_for("hello stdout", Duration::from_secs(5)).unwrap();
+    assert!(line.contains("GET /misbehave") && line.contains("stdout"), "{line}");
+    let line = server.logs().wait_for("hello stderr", Duration::from_secs(5)).unwrap();
+    assert!(line.contains("stderr"), "{line}");
+    assert_eq!(server.get("/misbehave?mode=env").text(), "COLOR=blue\nGREETING=bonjour\n");
+}
+
+fn fetch_route(allowed: &str, backend: &str) -> String {
+    format!(
+        r#"
+[[applications]]
+file_path = "{{components}}/fetch.wasm"
+method = "GET"
+url_path = "/fetch"
+env = {{ BACKEND_URL = "http://{backend}/data?q=1" }}
+allowed_outbound = {allowed}
+"#
+    )
+}
+
+#[test]
+fn outgoing_http_reaches_an_allowed_backend_over_pooled_connections() {
+    let backend = EchoBackend::start_http();
+    let address = backend.addr.to_string();
+    let server = one_shard(&fetch_route(&format!("[\"{address}\"]"), &address));
+    let first = server.get("/fetch");
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.header("x-backend-status"), Some("200"));
+    assert!(first.text().starts_with("connection=1 request=1 method=GET target=/data?q=1"), "{}", first.text());
+    // The next request reuses the shard's keep-alive connection.
+    let second = server.get("/fetch");
+    assert!(second.text().starts_with("connection=1 request=2 "), "{}", second.text());
+    // No extra threads for any of it (no tokio pool behind the shard).
+    assert_eq!(server.process.threads(), 1 + 2);
+}
+
+#[test]
+fn outgoing_http_to_a_host_not_allowed_is_denied_in_the_guest() {
+    let backend = EchoBackend::start_http();
+    let server = one_shard(&fetch_route("[]", &backend.addr.to_string()));
+    let response = server.get("/fetch");
+    assert_eq!(response.status, 502);
+    assert!(response.text().contains("HttpRequestDenied"), "{}", response.text());
+    assert!(server.stop().contains("outgoing HTTP denied"));
+}
+
+#[test]
+fn outgoing_http_to_a_dead_backend_fails_in_the_guest() {
+    let (_held, port) = crate::harness::refusing_port();
+    let address = format!("127.0.0.1:{port}");
+    let server = one_shard(&fetch_route(&format!("[\"{address}\"]"), &address));
+    let response = server.get("/fetch");
+    assert_eq!(response.status, 502);
+    assert!(response.text().contains("ConnectionRefused"), "{}", response.text());
+}
+
+#[test]
+fn check_reports_components_and_refuses_what_cannot_serve() {
+    require_components();
+    let listen = "listen_address = \"127.0.0.1:0\"\n";
+    let (ok, text) = check(&format!("{listen}{}", config("")));
+    assert!(ok, "{text}");
+    assert!(text.contains("GET /hello") && text.contains("wasi:http component"), "{text}");
+    let (ok, text) = check(
+        r#"
+listen_address = "127.0.0.1:0"
+[[applications]]
+file_path = "{components}/hello.wasm"
+method = "GET"
+url_path = "/hello"
+instance = "reuse"
+"#,
+    );
+    assert!(!ok);
+    assert!(text.contains("instance = \"reuse\" is not supported for components"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let other_world = dir.path().join("command.wat");
+    std::fs::write(&other_world, "(component)").unwrap();
+    let (ok, text) = check(&format!(
+        "{listen}[[applications]]\nfile_path = \"{}\"\nmethod = \"GET\"\nurl_path = \"/x\"\n",
+        other_world.display()
+    ));
+    assert!(!ok);
+    assert!(text.contains("must export wasi:http/incoming-handler"), "{text}");
+}
+
+#[test]
+fn a_component_from_another_language_runs_unchanged() {
+    let python = components_dir().join("python-hello.wasm");
+    assert!(python.exists(), "run `bash samples/components/build.sh` first");
+    let server = TestServer::start(
+        &format!(
+            "[[applications]]\nfile_path = \"{}\"\nmethod = \"GET\"\nurl_path = \"/py/*\"\nmemory_limit = \"128MiB\"\nfuel = 10000000000\n",
+            python.display()
+        ),
+        &["--shards", "1"],
+    );
+    let response = Client::connect(server.addr).get("/py/some/path?x=1");
+    assert_eq!(response.status, 200, "{}", response.text());
+    let text = response.text();
+    assert!(text.starts_with("Hello from Python"), "{text}");
+    assert!(text.contains("path=/py/some/path?x=1") && text.contains("method=GET"), "{text}");
+}
