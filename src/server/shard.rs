@@ -71,6 +71,8 @@ pub struct Shard {
     /// Set on stop: connections finish their request and close.
     draining: Cell<bool>,
     pub stats: ShardStats,
+    /// Outgoing HTTP of the shard's components.
+    outbound_http: Rc<ShardHttp>,
     accept_errors: LogOnce,
     limit_reached: LogOnce,
 }
@@ -105,6 +107,10 @@ async fn run(start: ShardStart) {
             return;
         }
     };
+    // wasi-http spawns its internal tasks on the ambient tokio runtime: for
+    // this thread's whole life that is the shard's own (no threads).
+    let outbound_http = shard.outbound_http.clone();
+    let _tokio = outbound_http.enter();
     shard.warm_up().await;
     tracing::info!(shard = id, cpu, routes = shard.handlers.len(), "shard started");
     let _ = ready.send(Ok(()));
@@ -156,6 +162,7 @@ impl Shard {
             busy: Cell::new(0),
             draining: Cell::new(false),
             stats: ShardStats::default(),
+            outbound_http,
             accept_errors: LogOnce::new(Duration::from_secs(1)),
             limit_reached: LogOnce::new(Duration::from_secs(1)),
         })

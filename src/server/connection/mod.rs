@@ -30,7 +30,7 @@ use duplex::Duplex;
 /// Write out pending responses once this much has accumulated, even in the
 /// middle of a batch, so a flood of pipelined requests with large answers
 /// cannot grow the output buffer without bound.
-const FLUSH_AT: usize = 256 << 10;
+pub(super) const FLUSH_AT: usize = 256 << 10;
 
 pub async fn serve(shard: &Shard, stream: TcpStream) {
     let _ = stream.set_nodelay(true);

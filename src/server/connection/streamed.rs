@@ -81,8 +81,6 @@ impl Connection<'_> {
         if !body_complete && self.decoder.take_continue() {
             self.output.extend_from_slice(http::answers::CONTINUE);
         }
-        // Earlier answers of this batch go first.
-        self.flush().await?;
 
         let date = shard.date.now();
         let version = self.request.version;
@@ -263,8 +261,11 @@ impl Inbound<'_> {
 }
 
 /// The sending half: waits for the guest's response head, then streams its
-/// body. Writes go straight to the socket, so a client that does not read
-/// stalls the guest, not our memory.
+/// body. Output collects in the connection's buffer (after any earlier
+/// answers of the batch) and goes out whenever the guest makes us wait, or
+/// the buffer is full: a small answer is one write, a large one streams, and
+/// a client that does not read stalls the guest, not our memory. What is
+/// left at the end goes out with the rest of the batch.
 async fn send_response(
     stream: &Duplex,
     output: &mut Vec<u8>,
@@ -273,19 +274,16 @@ async fn send_response(
     version: Version,
     head_sent: &Cell<bool>,
 ) -> io::Result<Sent> {
-    let mut writer = stream;
-    let response = match exchange.response().await {
+    let mut out = Output { stream, buffer: output };
+    let response = match out.when_ready(exchange.response()).await? {
         Ok(response) => response,
         Err(e) => {
             let meta = ResponseMeta {
                 keep_alive: false,
                 ..*meta
             };
-            output.clear();
-            http::write_response(output, &http::answers::canned(e.status()), &meta);
+            http::write_response(out.buffer, &http::answers::canned(e.status()), &meta);
             head_sent.set(true);
-            writer.write_all(output).await?;
-            output.clear();
             return Ok(Sent::Complete { reusable: false });
         }
     };
@@ -299,11 +297,8 @@ async fn send_response(
         keep_alive: meta.keep_alive && !until_close,
         ..*meta
     };
-    output.clear();
-    write_parts(output, response.status, b"", &response.headers, framing, &meta);
+    write_parts(out.buffer, response.status, b"", &response.headers, framing, &meta);
     head_sent.set(true);
-    writer.write_all(output).await?;
-    output.clear();
     if meta.head_only || !has_body(response.status) {
         return Ok(Sent::Complete { reusable: true });
     }
@@ -312,30 +307,58 @@ async fn send_response(
     let mut body = response.body;
     let mut trailers = Vec::new();
     loop {
-        match body.next().await {
+        match out.when_ready(body.next()).await? {
             None if exchange.guest_failed().await => {
                 tracing::warn!("response body cut short: the guest failed before finishing it");
+                out.flush().await?;
                 return Ok(Sent::Truncated);
             }
             None => break,
-            Some(Ok(BodyPart::Data(data))) if chunked => {
-                output.clear();
-                write_chunk(output, &data);
-                writer.write_all(output).await?;
-            }
-            Some(Ok(BodyPart::Data(data))) => writer.write_all(&data).await?,
+            Some(Ok(BodyPart::Data(data))) if chunked => write_chunk(out.buffer, &data),
+            Some(Ok(BodyPart::Data(data))) => out.buffer.extend_from_slice(&data),
             Some(Ok(BodyPart::Trailers(fields))) => trailers = fields,
             Some(Err(e)) => {
                 tracing::warn!("response body cut short: the guest failed while writing it: {e}");
+                out.flush().await?;
                 return Ok(Sent::Truncated);
             }
         }
+        if out.buffer.len() >= super::FLUSH_AT {
+            out.flush().await?;
+        }
     }
     if chunked {
-        output.clear();
-        write_last_chunk(output, &trailers);
-        writer.write_all(output).await?;
+        write_last_chunk(out.buffer, &trailers);
     }
-    output.clear();
-    Ok(Sent::Complete { reusable: !until_close })
+    Ok(Sent::Complete {
+        reusable: !until_close,
+    })
+}
+
+/// The connection's output buffer and the socket it drains to.
+struct Output<'a> {
+    stream: &'a Duplex,
+    buffer: &'a mut Vec<u8>,
+}
+
+impl Output<'_> {
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.buffer.is_empty() {
+            let mut writer = self.stream;
+            writer.write_all(self.buffer).await?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+
+    /// Awaits `next`, writing out what is buffered first if it is not
+    /// ready at once (so the client is never kept waiting on bytes we hold).
+    async fn when_ready<F: std::future::Future>(&mut self, next: F) -> io::Result<F::Output> {
+        let mut next = pin!(next);
+        if let Some(value) = futures_lite::future::poll_once(next.as_mut()).await {
+            return Ok(value);
+        }
+        self.flush().await?;
+        Ok(next.await)
+    }
 }

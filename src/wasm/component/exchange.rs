@@ -5,11 +5,8 @@
 //! (its instance, its backend connections); a finished exchange lets the
 //! guest run to its end under its deadline.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -137,14 +134,7 @@ async fn run_guest(
             .await
             .map_err(|e| classify_trap(&e))
     };
-    let result = with_deadline(
-        deadline,
-        InShardTokio {
-            http: &pool.http,
-            future: call,
-        },
-    )
-    .await;
+    let result = with_deadline(deadline, call).await;
     let fuel_used = context.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
     RouteStats::bump(&context.stats.fuel_used, fuel_used);
     let result = result.unwrap_or(Err(InvokeError::Timeout));
@@ -162,25 +152,6 @@ async fn run_guest(
 
 fn log_failure(context: &RouteContext, error: &InvokeError, fuel_used: u64) {
     tracing::warn!(route = %context.label, status = error.status(), fuel_used, "{error}");
-}
-
-/// Polls a guest with the shard's tokio runtime as the ambient one.
-struct InShardTokio<'a, F> {
-    http: &'a ShardHttp,
-    future: F,
-}
-
-impl<F: Future> Future for InShardTokio<'_, F> {
-    type Output = F::Output;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is structurally pinned: never moved out of `self`.
-        #[allow(unsafe_code, reason = "pin projection")]
-        let this = unsafe { self.get_unchecked_mut() };
-        let _tokio = this.http.enter();
-        #[allow(unsafe_code, reason = "pin projection")]
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        future.poll(cx)
-    }
 }
 
 fn to_http_request(request: &Request, body: ChannelBody) -> Result<http::Request<ChannelBody>, String> {

@@ -65,9 +65,9 @@ impl ShardHttp {
         }))
     }
 
-    /// Makes this shard's tokio runtime the ambient one while a guest runs,
-    /// so wasi-http's internal `spawn`s land here, not on a global
-    /// multi-threaded runtime.
+    /// Makes this shard's tokio runtime the thread's ambient one, so
+    /// wasi-http's internal `spawn`s land here, not on a global
+    /// multi-threaded runtime. The shard holds it for its whole life.
     pub fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
         self.tokio.enter()
     }
