@@ -99,7 +99,11 @@ fn describe(mut stream: TcpStream, connection: u64, delay: Duration) {
                     "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-backend-connection: {connection}\r\ncontent-length: {}\r\n\r\n",
                     body.len()
                 );
-                if stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body.as_bytes())).is_err() {
+                if stream
+                    .write_all(head.as_bytes())
+                    .and_then(|()| stream.write_all(body.as_bytes()))
+                    .is_err()
+                {
                     return;
                 }
                 request.clear();
@@ -109,8 +113,12 @@ fn describe(mut stream: TcpStream, connection: u64, delay: Duration) {
                 input.drain(..used);
             }
             Err(e) => {
-                let _ = stream.write_all(format!("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
-                let _ = e;
+                let body = format!("{e}\n");
+                let answer = format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes());
                 return;
             }
         }

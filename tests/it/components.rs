@@ -51,7 +51,9 @@ function = "hello"
 
 fn require_components() {
     assert!(
-        ["hello", "echo", "sleep", "fetch", "misbehave"].iter().all(|c| components_dir().join(format!("{c}.wasm")).exists()),
+        ["hello", "echo", "sleep", "fetch", "misbehave"]
+            .iter()
+            .all(|c| components_dir().join(format!("{c}.wasm")).exists()),
         "sample components are missing: run `bash samples/components/build.sh` (tests/run.sh does)"
     );
 }
@@ -148,7 +150,10 @@ fn a_streamed_100_mib_body_comes_back_intact_with_server_memory_bounded() {
         head.push_str(&line);
     }
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        "{head}"
+    );
     let mut received = 0usize;
     let mut peak_rss = 0;
     let mut data = Vec::new();
@@ -187,7 +192,11 @@ fn instance_counts(server: &TestServer) -> String {
         std::thread::sleep(Duration::from_millis(20));
     }
     let logs = server.logs().all();
-    let line = logs.lines().rev().find(|l| l.contains("shard state")).unwrap_or_default();
+    let line = logs
+        .lines()
+        .rev()
+        .find(|l| l.contains("shard state"))
+        .unwrap_or_default();
     let from = line.find("live_instances=").unwrap_or(0);
     let to = line.find(" requests=").unwrap_or(line.len());
     line[from..to].to_string()
@@ -203,7 +212,11 @@ fn a_client_that_disconnects_mid_stream_frees_the_instance() {
     let mut first = [0u8; 64];
     let n = client.stream.read(&mut first).unwrap();
     assert!(first[..n].starts_with(b"HTTP/1.1 200"), "the echo started answering");
-    assert_ne!(instance_counts(&server), idle, "the echo's instance is alive while it streams");
+    assert_ne!(
+        instance_counts(&server),
+        idle,
+        "the echo's instance is alive while it streams"
+    );
     drop(client);
     // The instance and its turn are released: back to the idle counts.
     let freed = (0..50).any(|_| {
@@ -250,7 +263,10 @@ fn misbehaving_components_get_their_answers_while_a_healthy_route_keeps_answerin
     // and the connection closed, never completed as if all were well.
     let mut client = server.client();
     client.send(&format_request("GET", "/misbehave?mode=trap-after-head", &[], b""));
-    assert!(client.try_read_response(false).is_err(), "a truncated body must not read as complete");
+    assert!(
+        client.try_read_response(false).is_err(),
+        "a truncated body must not read as complete"
+    );
     healthy(&server);
     // Invalid header values never reach the wire.
     let response = server.get("/misbehave?mode=bad-header");
@@ -286,7 +302,10 @@ fn stdout_and_stderr_go_to_the_log_and_env_comes_from_the_route() {
     assert!(line.contains("GET /misbehave") && line.contains("stdout"), "{line}");
     let line = server.logs().wait_for("hello stderr", Duration::from_secs(5)).unwrap();
     assert!(line.contains("stderr"), "{line}");
-    assert_eq!(server.get("/misbehave?mode=env").text(), "COLOR=blue\nGREETING=bonjour\n");
+    assert_eq!(
+        server.get("/misbehave?mode=env").text(),
+        "COLOR=blue\nGREETING=bonjour\n"
+    );
 }
 
 fn fetch_route(allowed: &str, backend: &str) -> String {
@@ -310,10 +329,20 @@ fn outgoing_http_reaches_an_allowed_backend_over_pooled_connections() {
     let first = server.get("/fetch");
     assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(first.header("x-backend-status"), Some("200"));
-    assert!(first.text().starts_with("connection=1 request=1 method=GET target=/data?q=1"), "{}", first.text());
+    assert!(
+        first
+            .text()
+            .starts_with("connection=1 request=1 method=GET target=/data?q=1"),
+        "{}",
+        first.text()
+    );
     // The next request reuses the shard's keep-alive connection.
     let second = server.get("/fetch");
-    assert!(second.text().starts_with("connection=1 request=2 "), "{}", second.text());
+    assert!(
+        second.text().starts_with("connection=1 request=2 "),
+        "{}",
+        second.text()
+    );
     // No extra threads for any of it (no tokio pool behind the shard).
     assert_eq!(server.process.threads(), 1 + 2);
 }
@@ -344,7 +373,10 @@ fn check_reports_components_and_refuses_what_cannot_serve() {
     let listen = "listen_address = \"127.0.0.1:0\"\n";
     let (ok, text) = check(&format!("{listen}{}", config("")));
     assert!(ok, "{text}");
-    assert!(text.contains("GET /hello") && text.contains("wasi:http component"), "{text}");
+    assert!(
+        text.contains("GET /hello") && text.contains("wasi:http component"),
+        "{text}"
+    );
     let (ok, text) = check(
         r#"
 listen_address = "127.0.0.1:0"
@@ -356,7 +388,10 @@ instance = "reuse"
 "#,
     );
     assert!(!ok);
-    assert!(text.contains("instance = \"reuse\" is not supported for components"), "{text}");
+    assert!(
+        text.contains("instance = \"reuse\" is not supported for components"),
+        "{text}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let other_world = dir.path().join("command.wat");
     std::fs::write(&other_world, "(component)").unwrap();
@@ -383,5 +418,8 @@ fn a_component_from_another_language_runs_unchanged() {
     assert_eq!(response.status, 200, "{}", response.text());
     let text = response.text();
     assert!(text.starts_with("Hello from Python"), "{text}");
-    assert!(text.contains("path=/py/some/path?x=1") && text.contains("method=GET"), "{text}");
+    assert!(
+        text.contains("path=/py/some/path?x=1") && text.contains("method=GET"),
+        "{text}"
+    );
 }

@@ -330,9 +330,7 @@ async fn send_response(
     if chunked {
         write_last_chunk(out.buffer, &trailers);
     }
-    Ok(Sent::Complete {
-        reusable: !until_close,
-    })
+    Ok(Sent::Complete { reusable: !until_close })
 }
 
 /// The connection's output buffer and the socket it drains to.

@@ -28,8 +28,8 @@ pub use body::{BodySender, ChannelBody, channel as body_channel};
 pub use exchange::{BodyPart, ComponentPool, Exchange, ResponseBody, StreamedResponse};
 use outbound::OutboundHooks;
 pub use outbound::ShardHttp;
-pub use state::MAX_PARTS_PER_COMPONENT;
 use state::ComponentState;
+pub use state::MAX_PARTS_PER_COMPONENT;
 
 use crate::config::{InstancePolicy, WasmSpec};
 use crate::wasm::route::RouteContext;

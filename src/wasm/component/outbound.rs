@@ -274,10 +274,11 @@ impl Client {
         let (parts, body) = request.into_parts();
         let has_body = !http_body::Body::is_end_stream(&body);
         let (head, chunked) = request_head(&parts, has_body);
-        if !has_body && let Some(mut stream) = self.http.checkout(&self.endpoint) {
-            if let Ok(parsed) = self.round_trip(&mut stream, &head, None).await {
-                return Ok((stream, parsed));
-            }
+        if !has_body
+            && let Some(mut stream) = self.http.checkout(&self.endpoint)
+            && let Ok(parsed) = self.round_trip(&mut stream, &head, None).await
+        {
+            return Ok((stream, parsed));
         }
         let mut stream = self.connect().await?;
         let body = has_body.then_some((body, chunked));

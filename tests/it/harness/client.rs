@@ -119,7 +119,11 @@ impl Client {
             if codings > 1 || !lengths.is_empty() || no_body_status {
                 return Err("Transfer-Encoding with Content-Length, twice, or on a bodiless status".into());
             }
-            if !response.header("transfer-encoding").unwrap().eq_ignore_ascii_case("chunked") {
+            if !response
+                .header("transfer-encoding")
+                .unwrap()
+                .eq_ignore_ascii_case("chunked")
+            {
                 return Err("Transfer-Encoding other than chunked".into());
             }
             if !head_only {
