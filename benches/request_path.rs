@@ -23,8 +23,7 @@ use serverless_wasm::http::encode::ResponseMeta;
 use serverless_wasm::http::{Decoder, FramingLimits, Request, Response, write_response};
 use serverless_wasm::router::{Lookup, RouteTable};
 use serverless_wasm::server::{self, Shared};
-use serverless_wasm::wasm::component::ShardHttp;
-use serverless_wasm::wasm::{GuestPool, RoutePool};
+use serverless_wasm::wasm::RoutePool;
 
 const GET: &[u8] =
     b"GET /hello HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n";
@@ -72,11 +71,10 @@ fn pool(shared: &Shared, path: &str) -> RoutePool {
         panic!("{path} is not wasm")
     };
     let guest = shared.guests[index].clone().expect("guest loaded");
-    let http = ShardHttp::new().expect("tokio runtime");
-    match shared.runtime.pool(guest, route.label(), spec, &http) {
-        GuestPool::Module(pool) => pool,
-        GuestPool::Component(_) => panic!("{path} is a component"),
-    }
+    shared
+        .runtime
+        .module_pool(guest, route.label(), spec)
+        .expect("a core-module route")
 }
 
 fn decoded_request() -> Request {

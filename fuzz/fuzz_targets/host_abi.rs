@@ -67,7 +67,8 @@ thread_local! {
         let shared = shared();
         let route = &shared.config.routes[0];
         let HandlerSpec::Wasm(spec) = &route.handler else { unreachable!("a wasm route") };
-        Box::leak(Box::new(shared.runtime.pool(shared.guests[0].clone().expect("guest"), route.label(), spec)))
+        let guest = shared.guests[0].clone().expect("guest");
+        Box::leak(Box::new(shared.runtime.module_pool(guest, route.label(), spec).expect("a core module")))
     };
 }
 

@@ -111,6 +111,15 @@ impl Runtime {
             Guest::Component(_) => GuestPool::Component(ComponentPool::new(&self.engine, guest, label, spec, http)),
         }
     }
+
+    /// The pool of a core-module route (benchmarks and fuzzing drive one
+    /// directly); `None` for a component.
+    pub fn module_pool(&self, guest: Arc<Guest>, label: String, spec: &WasmSpec) -> Option<RoutePool> {
+        match &*guest {
+            Guest::Module(_) => Some(RoutePool::new(&self.engine, guest, label, spec)),
+            Guest::Component(_) => None,
+        }
+    }
 }
 
 /// A route's instances on one shard, by guest kind.
