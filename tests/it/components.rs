@@ -308,6 +308,27 @@ fn stdout_and_stderr_go_to_the_log_and_env_comes_from_the_route() {
     );
 }
 
+#[test]
+fn files_and_sockets_are_denied_random_works_and_trailers_come_back() {
+    let server = one_shard("");
+    let fs = server.get("/misbehave?mode=fs").text();
+    assert!(fs.contains("read: denied") && fs.contains("list: denied"), "{fs}");
+    let socket = server.get("/misbehave?mode=socket").text();
+    assert!(socket.starts_with("connect: denied"), "{socket}");
+    let random = server.get("/misbehave?mode=random").text();
+    let values: Vec<&str> = random.lines().collect();
+    assert_eq!(values.len(), 2, "{random}");
+    assert!(
+        values
+            .iter()
+            .all(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+    );
+    assert_ne!(values[0], values[1]);
+    let response = server.get("/misbehave?mode=trailers");
+    assert_eq!(response.text(), "with trailers\n");
+    assert_eq!(response.trailers, vec![("x-checksum".to_string(), "42".to_string())]);
+}
+
 fn fetch_route(allowed: &str, backend: &str) -> String {
     format!(
         r#"

@@ -15,6 +15,13 @@
 //! - `log`: prints "hello stdout" / "hello stderr", answers 200 `logged`.
 //! - `env`: answers 200 with every environment variable as sorted
 //!   `KEY=VALUE` lines.
+//! - `fs`: tries to read a file and list `/`; answers 200 with what happened
+//!   (the host grants no directory, so both must fail).
+//! - `socket`: tries a TCP connection through wasi:sockets; answers 200 with
+//!   what happened (the host grants no network, so it must fail).
+//! - `random`: answers 200 with two 16-byte random values in hex.
+//! - `trailers`: answers 200 without content-length and finishes the body
+//!   with a trailer `x-checksum: 42`.
 //! - anything else: 200 `ok`.
 
 use core::hint::black_box;
@@ -49,6 +56,24 @@ impl Guest for Misbehave {
                 let body: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
                 respond(response_out, 200, text_plain(), body.as_bytes());
             }
+            "fs" => {
+                let read = std::fs::read_to_string("/etc/hostname").map(|_| "read");
+                let list = std::fs::read_dir("/").map(|_| "listed");
+                let body = format!("read: {}\nlist: {}\n", outcome(read), outcome(list));
+                respond(response_out, 200, text_plain(), body.as_bytes());
+            }
+            "socket" => {
+                let connect = std::net::TcpStream::connect("127.0.0.1:9").map(|_| "connected");
+                let body = format!("connect: {}\n", outcome(connect));
+                respond(response_out, 200, text_plain(), body.as_bytes());
+            }
+            "random" => {
+                let hex = |bytes: Vec<u8>| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+                let a = hex(wasip2::random::random::get_random_bytes(16));
+                let b = hex(wasip2::random::random::get_random_bytes(16));
+                respond(response_out, 200, text_plain(), format!("{a}\n{b}\n").as_bytes());
+            }
+            "trailers" => with_trailers(response_out),
             _ => respond(response_out, 200, text_plain(), b"ok\n"),
         }
     }
@@ -99,6 +124,24 @@ fn bad_header(response_out: ResponseOutparam) {
             }
         }
     }
+}
+
+fn outcome(result: std::io::Result<&str>) -> String {
+    match result {
+        Ok(what) => what.to_string(),
+        Err(e) => format!("denied ({:?})", e.kind()),
+    }
+}
+
+fn with_trailers(response_out: ResponseOutparam) {
+    let response = OutgoingResponse::new(text_plain());
+    let body = response.body().expect("response body");
+    ResponseOutparam::set(response_out, Ok(response));
+    let out = body.write().expect("body stream");
+    out.blocking_write_and_flush(b"with trailers\n").expect("write body");
+    drop(out);
+    let trailers = Fields::from_list(&[("x-checksum".to_string(), b"42".to_vec())]).expect("valid trailer");
+    OutgoingBody::finish(body, Some(trailers)).expect("finish body");
 }
 
 fn text_plain() -> Fields {
