@@ -2,6 +2,8 @@
 //! put in `headers`, the bytes written carry exactly one `Content-Length`
 //! (none where the status forbids a body) and one `Connection` decision.
 
+use std::io::Write;
+
 use super::Version;
 
 /// A response as a handler produced it. `headers` must not contain framing
@@ -149,7 +151,8 @@ pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
         return;
     }
-    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{:x}\r\n", data.len());
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use wasmtime::{Engine, Extern, Store, Trap, TypedFunc};
 
+use super::ModuleGuest;
 use super::host::{HostState, HostTrap};
 use super::route::RouteContext;
-use super::{Guest, ModuleGuest};
 use crate::http::{Request, Response};
 
 /// Why a request to a wasm route got no response from its guest. Each maps
@@ -65,10 +65,8 @@ pub enum Outcome {
 }
 
 impl Instance {
-    pub async fn new(engine: &Engine, guest: &Guest, route: &Rc<RouteContext>) -> Result<Instance, InvokeError> {
-        let Guest::Module(ModuleGuest { pre, entry, memory }) = guest else {
-            return Err(InvokeError::Instantiate("not a core module".into()));
-        };
+    pub async fn new(engine: &Engine, guest: &ModuleGuest, route: &Rc<RouteContext>) -> Result<Instance, InvokeError> {
+        let ModuleGuest { pre, entry, memory } = guest;
         let mut store = Store::new(engine, HostState::new(route.clone(), false));
         store.limiter(|state| &mut state.limits);
         // A start function runs on this fuel.

@@ -55,6 +55,7 @@ pub enum Guest {
     Component(ComponentGuest),
 }
 
+#[derive(Clone)]
 pub struct ModuleGuest {
     pre: InstancePre<HostState>,
     /// The entry function, resolved once so requests skip the name lookup.
@@ -107,8 +108,10 @@ impl Runtime {
     /// A shard's pool for one route.
     pub fn pool(&self, guest: Arc<Guest>, label: String, spec: &WasmSpec, http: &Rc<ShardHttp>) -> GuestPool {
         match &*guest {
-            Guest::Module(_) => GuestPool::Module(RoutePool::new(&self.engine, guest, label, spec)),
-            Guest::Component(_) => GuestPool::Component(ComponentPool::new(&self.engine, guest, label, spec, http)),
+            Guest::Module(module) => GuestPool::Module(RoutePool::new(&self.engine, module, label, spec)),
+            Guest::Component(component) => {
+                GuestPool::Component(ComponentPool::new(&self.engine, component, label, spec, http))
+            }
         }
     }
 
@@ -116,7 +119,7 @@ impl Runtime {
     /// directly); `None` for a component.
     pub fn module_pool(&self, guest: Arc<Guest>, label: String, spec: &WasmSpec) -> Option<RoutePool> {
         match &*guest {
-            Guest::Module(_) => Some(RoutePool::new(&self.engine, guest, label, spec)),
+            Guest::Module(module) => Some(RoutePool::new(&self.engine, module, label, spec)),
             Guest::Component(_) => None,
         }
     }

@@ -7,12 +7,11 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::Engine;
 
-use super::Guest;
+use super::ModuleGuest;
 use super::invoke::{Instance, InvokeError, Outcome};
 use super::route::{RouteContext, RouteStats};
 use super::turns::Turns;
@@ -21,7 +20,7 @@ use crate::http::{Request, Response};
 
 pub struct RoutePool {
     engine: Engine,
-    guest: Arc<Guest>,
+    guest: ModuleGuest,
     context: Rc<RouteContext>,
     /// Instantiated and waiting for a request: prepared ahead (fresh mode)
     /// or returned after a clean request (reuse mode).
@@ -30,10 +29,10 @@ pub struct RoutePool {
 }
 
 impl RoutePool {
-    pub fn new(engine: &Engine, guest: Arc<Guest>, label: String, spec: &WasmSpec) -> RoutePool {
+    pub fn new(engine: &Engine, guest: &ModuleGuest, label: String, spec: &WasmSpec) -> RoutePool {
         RoutePool {
             engine: engine.clone(),
-            guest,
+            guest: guest.clone(),
             turns: Turns::new(spec.limits.max_concurrency, spec.limits.max_queue),
             context: Rc::new(RouteContext::new(label, spec)),
             ready: RefCell::new(Vec::new()),

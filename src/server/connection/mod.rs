@@ -25,6 +25,7 @@ use crate::http::encode::{ResponseMeta, announces_keep_alive};
 use crate::http::{self, Decoded, Decoder, FramingLimits, HttpError, Request, Response};
 use crate::router::Lookup;
 use crate::wasm::GuestPool;
+use crate::wasm::component::ComponentPool;
 use duplex::Duplex;
 
 /// Write out pending responses once this much has accumulated, even in the
@@ -79,7 +80,7 @@ enum Next {
     Close,
 }
 
-impl Connection<'_> {
+impl<'a> Connection<'a> {
     async fn run(&mut self) -> io::Result<()> {
         let timeouts = self.shard.shared.config.server.timeouts;
         loop {
@@ -199,16 +200,13 @@ impl Connection<'_> {
         }
         match &shard.handlers[route] {
             Handler::Static(response) => self.write(response, head_only, keep_alive),
-            Handler::Wasm(GuestPool::Component(_)) => {
-                return self
-                    .stream_exchange(
-                        StreamingRoute {
-                            index: route,
-                            head_only,
-                        },
-                        true,
-                    )
-                    .await;
+            Handler::Wasm(GuestPool::Component(pool)) => {
+                let route = StreamingRoute {
+                    index: route,
+                    head_only,
+                    pool,
+                };
+                return self.stream_exchange(route, true).await;
             }
             Handler::Wasm(GuestPool::Module(pool)) => {
                 let request = std::mem::take(&mut self.request);
@@ -225,17 +223,14 @@ impl Connection<'_> {
 
     /// The route of a request whose head just arrived, if its handler is a
     /// component (which takes the body as a stream).
-    fn streaming_route(&self) -> Option<StreamingRoute> {
-        match self
-            .shard
-            .shared
-            .routes
-            .lookup(self.request.method(), self.request.path())
-        {
-            Lookup::Found { route, head_only } => match &self.shard.handlers[route] {
-                Handler::Wasm(GuestPool::Component(_)) => Some(StreamingRoute {
+    fn streaming_route(&self) -> Option<StreamingRoute<'a>> {
+        let shard = self.shard;
+        match shard.shared.routes.lookup(self.request.method(), self.request.path()) {
+            Lookup::Found { route, head_only } => match &shard.handlers[route] {
+                Handler::Wasm(GuestPool::Component(pool)) => Some(StreamingRoute {
                     index: route,
                     head_only,
+                    pool,
                 }),
                 _ => None,
             },
@@ -278,16 +273,21 @@ impl Connection<'_> {
         Ok(())
     }
 
-    /// Moves undecoded bytes to the front so the next read has room.
     fn compact(&mut self) {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        } else if self.start > 0 {
-            self.input.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
+        compact(&mut self.input, &mut self.start, &mut self.end);
+    }
+}
+
+/// Moves the undecoded bytes `start..end` of a read buffer to its front so
+/// the next read has room.
+fn compact(input: &mut [u8], start: &mut usize, end: &mut usize) {
+    if *start == *end {
+        *start = 0;
+        *end = 0;
+    } else if *start > 0 {
+        input.copy_within(*start..*end, 0);
+        *end -= *start;
+        *start = 0;
     }
 }
 
@@ -297,9 +297,10 @@ fn next(keep_alive: bool) -> Next {
 
 /// A routed request for a component.
 #[derive(Clone, Copy)]
-struct StreamingRoute {
+struct StreamingRoute<'a> {
     index: usize,
     head_only: bool,
+    pool: &'a ComponentPool,
 }
 
 /// Headers the server adds to every response: `Connection: keep-alive` for

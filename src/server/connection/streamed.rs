@@ -24,8 +24,7 @@ use super::duplex::Duplex;
 use super::{Connection, ExtraHeaders, Next, StreamingRoute, next};
 use crate::http::encode::{BodyFraming, ResponseMeta, has_body, write_chunk, write_last_chunk, write_parts};
 use crate::http::{self, Decoded, Decoder, HttpError, Request, Version};
-use crate::wasm::GuestPool;
-use crate::wasm::component::{BodyPart, BodySender, Exchange, body_channel};
+use crate::wasm::component::{BodyEnd, BodyPart, BodySender, Exchange, body_channel};
 
 /// How receiving the request body ended.
 enum Received {
@@ -49,13 +48,9 @@ enum Sent {
 impl Connection<'_> {
     /// Runs one component exchange. `body_complete`: the whole body is
     /// already in `self.request` (else it is still arriving).
-    pub(super) async fn stream_exchange(&mut self, route: StreamingRoute, body_complete: bool) -> io::Result<Next> {
+    pub(super) async fn stream_exchange(&mut self, route: StreamingRoute<'_>, body_complete: bool) -> io::Result<Next> {
         let shard = self.shard;
         let spec = &shard.shared.config.routes[route.index];
-        let Some(crate::server::shard::Handler::Wasm(GuestPool::Component(pool))) = shard.handlers.get(route.index)
-        else {
-            return Ok(Next::Close);
-        };
         let keep_alive = self.request.keep_alive && !shard.draining();
         let limit = spec.max_body_bytes;
         let declared = self
@@ -69,7 +64,7 @@ impl Connection<'_> {
         }
 
         let (body, guest_body) = body_channel();
-        let mut exchange = match pool.start(&self.request, guest_body).await {
+        let mut exchange = match route.pool.start(&self.request, guest_body).await {
             Ok(exchange) => exchange,
             Err(e) => {
                 // The body was not read: unless it is all here, close.
@@ -195,7 +190,7 @@ impl Inbound<'_> {
         loop {
             let decoded = self.decoder.decode(&self.input[*self.start..*self.end], self.request);
             let complete = match decoded {
-                Err(e) => return self.refuse(body, e).await,
+                Err(e) => return end_body(body, BodyEnd::Refused, Received::Refused(e)).await,
                 Ok((used, state)) => {
                     *self.start += used;
                     state == Decoded::Complete
@@ -204,7 +199,7 @@ impl Inbound<'_> {
             if !self.request.body.is_empty() {
                 self.received += self.request.body.len();
                 if self.received > self.limit {
-                    return self.refuse(body, HttpError::ContentTooLarge).await;
+                    return end_body(body, BodyEnd::Refused, Received::Refused(HttpError::ContentTooLarge)).await;
                 }
                 let chunk = Bytes::from(std::mem::take(&mut self.request.body));
                 // A guest that stops reading drops its end: the rest of the
@@ -218,46 +213,31 @@ impl Inbound<'_> {
             if complete {
                 return Received::Complete;
             }
-            self.compact();
+            super::compact(self.input, self.start, self.end);
             let remaining = self.deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return self.refuse(body, HttpError::Timeout).await;
+                return end_body(body, BodyEnd::Refused, Received::Refused(HttpError::Timeout)).await;
             }
             let _ = self.stream.socket().set_read_timeout(Some(remaining));
             let mut reader = self.stream;
             match reader.read(&mut self.input[*self.end..]).await {
-                Ok(0) => return self.gone(body).await,
+                Ok(0) => return end_body(body, BodyEnd::ClientGone, Received::Gone).await,
                 Ok(n) => *self.end += n,
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => return self.refuse(body, HttpError::Timeout).await,
-                Err(_) => return self.gone(body).await,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return end_body(body, BodyEnd::Refused, Received::Refused(HttpError::Timeout)).await;
+                }
+                Err(_) => return end_body(body, BodyEnd::ClientGone, Received::Gone).await,
             }
         }
     }
+}
 
-    async fn refuse(&mut self, body: Option<BodySender>, error: HttpError) -> Received {
-        if let Some(body) = body {
-            body.fail(wasmtime_wasi_http::Error::HttpProtocolError).await;
-        }
-        Received::Refused(error)
+/// Tells the guest why its request body ended early (if it still reads it).
+async fn end_body(body: Option<BodySender>, why: BodyEnd, received: Received) -> Received {
+    if let Some(body) = body {
+        body.end_early(why).await;
     }
-
-    async fn gone(&mut self, body: Option<BodySender>) -> Received {
-        if let Some(body) = body {
-            body.fail(wasmtime_wasi_http::Error::ConnectionTerminated).await;
-        }
-        Received::Gone
-    }
-
-    fn compact(&mut self) {
-        if *self.start == *self.end {
-            *self.start = 0;
-            *self.end = 0;
-        } else if *self.start > 0 {
-            self.input.copy_within(*self.start..*self.end, 0);
-            *self.end -= *self.start;
-            *self.start = 0;
-        }
-    }
+    received
 }
 
 /// The sending half: waits for the guest's response head, then streams its

@@ -28,14 +28,27 @@ impl BodySender {
         self.frames.send(Ok(Frame::data(data))).await.is_ok()
     }
 
-    pub async fn send_trailers(&self, trailers: http::HeaderMap) -> bool {
-        self.frames.send(Ok(Frame::trailers(trailers))).await.is_ok()
-    }
-
     /// Ends the body with an error the guest sees on its stream.
     pub async fn fail(self, error: Error) {
         let _ = self.frames.send(Err(error)).await;
     }
+
+    /// Ends a client's request body early, for the server's reason.
+    pub async fn end_early(self, why: BodyEnd) {
+        let error = match why {
+            BodyEnd::Refused => Error::HttpProtocolError,
+            BodyEnd::ClientGone => Error::ConnectionTerminated,
+        };
+        self.fail(error).await;
+    }
+}
+
+/// Why a client's request body ended before it was complete.
+pub enum BodyEnd {
+    /// Malformed, too large or too slow (the client gets a 4xx).
+    Refused,
+    /// The client closed the connection.
+    ClientGone,
 }
 
 /// The consuming end, as wasmtime-wasi-http wants it.

@@ -6,7 +6,6 @@
 //! guest run to its end under its deadline.
 
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -14,16 +13,17 @@ use http_body_util::BodyExt;
 use tokio::sync::oneshot;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use super::ComponentGuest;
 use super::body::ChannelBody;
 use super::outbound::{OutboundHooks, ShardHttp};
 use super::state::ComponentState;
 use crate::config::WasmSpec;
 use crate::http::Request;
 use crate::http::encode::is_framing_header;
-use crate::wasm::Guest;
 use crate::wasm::invoke::{InvokeError, classify_trap, instantiate_error, with_deadline};
 use crate::wasm::route::{RouteContext, RouteStats};
 use crate::wasm::turns::{Turn, Turns};
@@ -37,18 +37,18 @@ pub struct ComponentPool {
 
 struct Inner {
     engine: Engine,
-    guest: Arc<Guest>,
+    pre: ProxyPre<ComponentState>,
     context: Rc<RouteContext>,
     turns: Turns,
     http: Rc<ShardHttp>,
 }
 
 impl ComponentPool {
-    pub fn new(engine: &Engine, guest: Arc<Guest>, label: String, spec: &WasmSpec, http: &Rc<ShardHttp>) -> Self {
+    pub fn new(engine: &Engine, guest: &ComponentGuest, label: String, spec: &WasmSpec, http: &Rc<ShardHttp>) -> Self {
         ComponentPool {
             inner: Rc::new(Inner {
                 engine: engine.clone(),
-                guest,
+                pre: guest.pre.clone(),
                 context: Rc::new(RouteContext::new(label, spec)),
                 turns: Turns::new(spec.limits.max_concurrency, spec.limits.max_queue),
                 http: http.clone(),
@@ -70,15 +70,29 @@ impl ComponentPool {
     }
 
     /// Starts the guest on `request`, whose body arrives through `body`.
+    /// Every failure to start is counted and logged here.
     pub async fn start(&self, request: &Request, body: ChannelBody) -> Result<Exchange, InvokeError> {
-        let inner = &self.inner;
-        let context = &inner.context;
+        let context = &self.inner.context;
         RouteStats::bump(&context.stats.requests, 1);
         let deadline = Instant::now() + context.limits.timeout;
-        let turn = inner.turns.take(deadline).await.inspect_err(|e| {
+        let turn = self.inner.turns.take(deadline).await.inspect_err(|e| {
             RouteStats::bump(&context.stats.rejected, 1);
             log_failure(context, e, 0);
         })?;
+        self.begin(request, body, deadline, turn)
+            .inspect_err(|e| log_failure(context, e, 0))
+    }
+
+    /// Makes the store, hands it the request and spawns the guest.
+    fn begin(
+        &self,
+        request: &Request,
+        body: ChannelBody,
+        deadline: Instant,
+        turn: Turn,
+    ) -> Result<Exchange, InvokeError> {
+        let inner = &self.inner;
+        let context = &inner.context;
         let incoming = to_http_request(request, body).map_err(InvokeError::BadRequest)?;
 
         let hooks = OutboundHooks::new(context, Some(&inner.http));
@@ -118,12 +132,9 @@ async fn run_guest(
     deadline: Instant,
     _turn: Turn,
 ) -> Result<(), InvokeError> {
-    let Guest::Component(guest) = &*pool.guest else {
-        return Err(InvokeError::Instantiate("not a component".into()));
-    };
     let context = &pool.context;
     let call = async {
-        let proxy = guest
+        let proxy = pool
             .pre
             .instantiate_async(&mut store)
             .await

@@ -24,7 +24,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-pub use body::{BodySender, ChannelBody, channel as body_channel};
+pub use body::{BodyEnd, BodySender, ChannelBody, channel as body_channel};
 pub use exchange::{BodyPart, ComponentPool, Exchange, ResponseBody, StreamedResponse};
 use outbound::OutboundHooks;
 pub use outbound::ShardHttp;
