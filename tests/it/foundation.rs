@@ -275,11 +275,7 @@ fn the_process_runs_exactly_the_documented_threads() {
 #[test]
 fn shards_are_pinned_to_the_cpus_asked_for() {
     let server = TestServer::start(&sample_config(), &["--shards", "1", "--cpus", "1"]);
-    assert!(
-        server.logs().all().contains("shard started shard=0 cpu=1"),
-        "{}",
-        server.logs().all()
-    );
+    server.logs().expect("shard started shard=0 cpu=1");
     assert_eq!(server.get("/static").status, 200);
     // A CPU the process may not use is refused before anything starts.
     let config = format!("listen_address = \"127.0.0.1:0\"\n{}", sample_config());

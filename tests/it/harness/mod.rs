@@ -72,6 +72,16 @@ impl Lines {
         }
     }
 
+    /// The first line containing `needle`, waiting for it: a log line may
+    /// reach us after the response that it explains. Panics with the whole
+    /// log if it never comes.
+    pub fn expect(&self, needle: &str) -> String {
+        match self.wait_for(needle, Duration::from_secs(5)) {
+            Some(line) => line,
+            None => panic!("no log line contains {needle:?}:\n{}", self.all()),
+        }
+    }
+
     pub fn all(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
