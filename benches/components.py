@@ -16,6 +16,9 @@ the same way for every server it compares:
      requests per server CPU-second, which does not depend on how much CPU
      the generator takes. Target: two shards >= 1.8x one shard.
 
+Both with the route's default `instance = "fresh"` (a new instance per
+request, as `wasmtime serve` does) and again with `instance = "reuse"`.
+
 Repetitions are interleaved. Results go to benches/results/components.json
 and the `components` section of benches/RESULTS.md. Uses load.py's helpers
 (wrk and wasmtime-cli 48 are installed if missing).
@@ -52,10 +55,11 @@ def main():
     component = REPO / "samples/components/build/hello.wasm"
     binary = REPO / "target/release/serverless-wasm"
 
-    def ours(name, cpus):
+    def ours(name, cpus, instance="fresh"):
         port = free_port()
         config = (BENCHES / "configs/components.toml").read_text() \
             .replace("{listen}", f"127.0.0.1:{port}").replace("{components}", str(component.parent))
+        config += f'instance = "{instance}"\n'  # the route is the file's last table
         path = RESULTS / f"{name}.toml"
         path.write_text(config)
         shards = len(cpus.split(","))
@@ -67,12 +71,18 @@ def main():
         return Process(name, [str(wasmtime), "serve", "-O", "pooling-allocator=y", "-S", "cli=y",
                               "--addr", f"127.0.0.1:{port}", str(component)], cpus, port)
 
+    def reuse(name, cpus):
+        return ours(name, cpus, instance="reuse")
+
     # (scenario, server factory, server CPUs, wrk CPUs)
     plan = [
         ("ours-1-shard", ours, "0", "1"),
         ("wasmtime-serve-1-core", serve, "0", "1"),
         ("ours-1-shard-shared", ours, "0", "0,1"),
         ("ours-2-shards-shared", ours, "0,1", "0,1"),
+        ("ours-1-shard-reuse", reuse, "0", "1"),
+        ("ours-1-shard-reuse-shared", reuse, "0", "0,1"),
+        ("ours-2-shards-reuse-shared", reuse, "0,1", "0,1"),
     ]
     runs = []
     for rep in range(args.reps):
@@ -109,6 +119,12 @@ def main():
          summary["ours-2-shards-shared"]["rps"] / summary["ours-1-shard-shared"]["rps"], ">= 1.8"),
         ("req per CPU-second: 2 shards / 1 shard",
          summary["ours-2-shards-shared"]["requests_per_cpu_second"] / summary["ours-1-shard-shared"]["requests_per_cpu_second"], "~1 (linear)"),
+        ("instance = reuse: req/s, one core: ours / wasmtime serve",
+         summary["ours-1-shard-reuse"]["rps"] / summary["wasmtime-serve-1-core"]["rps"], ">= 3"),
+        ("instance = reuse: p99, one core: ours / wasmtime serve",
+         summary["ours-1-shard-reuse"]["p99_ms"] / summary["wasmtime-serve-1-core"]["p99_ms"], "<= 0.33"),
+        ("instance = reuse: req/s: 2 shards / 1 shard (wrk sharing the CPUs)",
+         summary["ours-2-shards-reuse-shared"]["rps"] / summary["ours-1-shard-reuse-shared"]["rps"], ">= 1.8"),
     ]
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

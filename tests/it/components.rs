@@ -279,6 +279,48 @@ fn misbehaving_components_get_their_answers_while_a_healthy_route_keeps_answerin
 }
 
 #[test]
+fn reused_component_instances_keep_state_until_their_quota_and_never_after_a_failure() {
+    let server = one_shard(
+        r#"
+[[applications]]
+file_path = "{components}/misbehave.wasm"
+method = "GET"
+url_path = "/reuse"
+instance = "reuse"
+max_requests_per_instance = 4
+max_log_bytes = 40
+"#,
+    );
+    let count = |server: &TestServer| server.get("/reuse?mode=count").text();
+    // The default gets a fresh instance every time.
+    assert_eq!(server.get("/misbehave?mode=count").text(), "count=1\n");
+    assert_eq!(server.get("/misbehave?mode=count").text(), "count=1\n");
+    // One instance serves four requests, then a new one takes over.
+    for expected in [1, 2, 3, 4, 1] {
+        assert_eq!(count(&server), format!("count={expected}\n"));
+    }
+    // A guest that prints keeps its stdout handle open: still reused, and
+    // each request gets the whole log budget (24 of 40 bytes each time).
+    for _ in 0..2 {
+        assert_eq!(server.get("/reuse?mode=log").text(), "logged\n");
+    }
+    server.logs().expect("hello stderr");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while server.logs().count("hello stderr") < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.logs().count("hello stdout"), 2, "{}", server.logs().all());
+    assert_eq!(server.logs().count("hello stderr"), 2, "{}", server.logs().all());
+    assert_eq!(count(&server), "count=2\n"); // its fourth request
+    assert_eq!(count(&server), "count=1\n");
+    // A failure ends the instance: the next request starts from scratch.
+    assert_eq!(server.get("/reuse?mode=trap").status, 500);
+    assert_eq!(count(&server), "count=1\n");
+    assert_eq!(server.get("/reuse?mode=spin").status, 503);
+    assert_eq!(count(&server), "count=1\n");
+}
+
+#[test]
 fn a_spinning_component_with_fuel_to_spare_times_out() {
     let server = one_shard(
         r#"
@@ -396,21 +438,6 @@ fn check_reports_components_and_refuses_what_cannot_serve() {
     assert!(ok, "{text}");
     assert!(
         text.contains("GET /hello") && text.contains("wasi:http component"),
-        "{text}"
-    );
-    let (ok, text) = check(
-        r#"
-listen_address = "127.0.0.1:0"
-[[applications]]
-file_path = "{components}/hello.wasm"
-method = "GET"
-url_path = "/hello"
-instance = "reuse"
-"#,
-    );
-    assert!(!ok);
-    assert!(
-        text.contains("instance = \"reuse\" is not supported for components"),
         "{text}"
     );
     let dir = tempfile::tempdir().unwrap();

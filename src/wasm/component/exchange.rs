@@ -1,10 +1,16 @@
-//! One request to a component: take a turn, make a store, hand the guest
-//! the request, and run it as its own task on the shard. The connection
-//! gets an [`Exchange`]: the response head when the guest sets it, then
-//! the body as the guest writes it. Dropping the exchange cancels the guest
-//! (its instance, its backend connections); a finished exchange lets the
-//! guest run to its end under its deadline.
+//! One request to a component: take a turn, take a ready instance or make
+//! a store, hand the guest the request, and run it as its own task on the
+//! shard. The connection gets an [`Exchange`]: the response head when the
+//! guest sets it, then the body as the guest writes it. Dropping the
+//! exchange cancels the guest (its instance, its backend connections); a
+//! finished exchange lets the guest run to its end under its deadline.
+//!
+//! With `instance = "reuse"` an instance whose handler returned cleanly
+//! goes back to the route's `ready` list for the next request, unless it
+//! has served its quota or holds more host resources than a well-behaved
+//! guest does; a failed instance is never reused.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -13,15 +19,15 @@ use http_body_util::BodyExt;
 use tokio::sync::oneshot;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::ComponentGuest;
 use super::body::ChannelBody;
 use super::outbound::{OutboundHooks, ShardHttp};
 use super::state::ComponentState;
-use crate::config::WasmSpec;
+use crate::config::{InstancePolicy, WasmSpec};
 use crate::http::Request;
 use crate::http::encode::is_framing_header;
 use crate::wasm::invoke::{InvokeError, classify_trap, instantiate_error, with_deadline};
@@ -29,6 +35,11 @@ use crate::wasm::route::{RouteContext, RouteStats};
 use crate::wasm::turns::{Turn, Turns};
 
 type ResponseResult = Result<http::Response<HyperOutgoingBody>, ErrorCode>;
+
+/// Host resources a reused instance may keep between requests: stdin,
+/// stdout and stderr streams, with room to spare. More means the guest
+/// leaks a handle per request, and its instance is replaced.
+const MAX_HELD_RESOURCES: usize = 8;
 
 /// A component route on one shard.
 pub struct ComponentPool {
@@ -41,6 +52,15 @@ struct Inner {
     context: Rc<RouteContext>,
     turns: Turns,
     http: Rc<ShardHttp>,
+    /// Instances that returned cleanly, waiting for a request (reuse mode).
+    ready: RefCell<Vec<Instance>>,
+}
+
+/// A store, with the guest's exports once it has been instantiated.
+struct Instance {
+    store: Store<ComponentState>,
+    proxy: Option<Proxy>,
+    served: u64,
 }
 
 impl ComponentPool {
@@ -52,6 +72,7 @@ impl ComponentPool {
                 context: Rc::new(RouteContext::new(label, spec)),
                 turns: Turns::new(spec.limits.max_concurrency, spec.limits.max_queue),
                 http: http.clone(),
+                ready: RefCell::new(Vec::new()),
             }),
         }
     }
@@ -64,9 +85,9 @@ impl ComponentPool {
         &self.inner.context.stats
     }
 
-    /// Instances alive on this shard for the route (one per running request).
+    /// Instances alive on this shard for the route: ready plus running.
     pub fn live_instances(&self) -> usize {
-        self.inner.turns.running()
+        self.inner.ready.borrow().len() + self.inner.turns.running()
     }
 
     /// Starts the guest on `request`, whose body arrives through `body`.
@@ -83,7 +104,7 @@ impl ComponentPool {
             .inspect_err(|e| log_failure(context, e, 0))
     }
 
-    /// Makes the store, hands it the request and spawns the guest.
+    /// Readies an instance, hands it the request and spawns the guest.
     fn begin(
         &self,
         request: &Request,
@@ -92,29 +113,69 @@ impl ComponentPool {
         turn: Turn,
     ) -> Result<Exchange, InvokeError> {
         let inner = &self.inner;
-        let context = &inner.context;
         let incoming = to_http_request(request, body).map_err(InvokeError::BadRequest)?;
-
-        let hooks = OutboundHooks::new(context, Some(&inner.http));
-        let mut store = Store::new(&inner.engine, ComponentState::new(context, hooks));
-        store.limiter(|state| &mut state.limits);
-        let limits = &context.limits;
-        store
-            .set_fuel(limits.fuel)
-            .and_then(|()| store.fuel_async_yield_interval(Some(limits.fuel_yield_interval)))
+        let ready = inner.ready.borrow_mut().pop();
+        let mut instance = match ready {
+            Some(instance) => instance,
+            None => inner.new_store()?,
+        };
+        instance
+            .store
+            .set_fuel(inner.context.limits.fuel)
             .map_err(|e| InvokeError::Instantiate(e.to_string()))?;
         let (reply, response) = oneshot::channel();
-        let mut http = store.data_mut().http();
+        let mut http = instance.store.data_mut().http();
         let handles = http
             .new_incoming_request(Scheme::Http, incoming)
             .and_then(|req| Ok((req, http.new_response_outparam(reply)?)))
             .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;
 
-        let guest = glommio::spawn_local(run_guest(inner.clone(), store, handles, deadline, turn));
+        let guest = glommio::spawn_local(run_guest(inner.clone(), instance, handles, deadline, turn));
         Ok(Exchange {
             response: Some(response),
             guest: Some(guest),
         })
+    }
+}
+
+impl Inner {
+    /// A new store with the route's limits; the guest is instantiated in it
+    /// when the request runs.
+    fn new_store(&self) -> Result<Instance, InvokeError> {
+        let context = &self.context;
+        let hooks = OutboundHooks::new(context, Some(&self.http));
+        let mut store = Store::new(&self.engine, ComponentState::new(context, hooks));
+        store.limiter(|state| &mut state.limits);
+        store
+            .fuel_async_yield_interval(Some(context.limits.fuel_yield_interval))
+            .map_err(|e| InvokeError::Instantiate(e.to_string()))?;
+        Ok(Instance {
+            store,
+            proxy: None,
+            served: 0,
+        })
+    }
+
+    /// After a clean return: in reuse mode the instance goes back to `ready`
+    /// (request-scoped state ended) until it has served its quota; otherwise
+    /// it is dropped and its slot reset for the next instantiation.
+    fn recycle(&self, mut instance: Instance) {
+        let limits = &self.context.limits;
+        let InstancePolicy::Reuse { max_requests } = limits.instance else {
+            return;
+        };
+        instance.served += 1;
+        let state = instance.store.data_mut();
+        let held = state.held_resources();
+        if held > MAX_HELD_RESOURCES {
+            tracing::warn!(route = %self.context.label, held, "guest keeps host resources between requests: instance replaced");
+            return;
+        }
+        state.end_request(&self.context);
+        let mut ready = self.ready.borrow_mut();
+        if instance.served < max_requests && ready.len() < limits.max_concurrency {
+            ready.push(instance);
+        }
     }
 }
 
@@ -123,42 +184,57 @@ type Handles = (
     wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostResponseOutparam>,
 );
 
-/// The guest's whole run: instantiate, call `handle`, classify the end.
-/// Holds the route turn until the guest is done.
+/// The guest's whole run: instantiate unless reused, call `handle`,
+/// classify the end. Holds the route turn until the guest is done.
 async fn run_guest(
     pool: Rc<Inner>,
-    mut store: Store<ComponentState>,
+    mut instance: Instance,
     (request, outparam): Handles,
     deadline: Instant,
     _turn: Turn,
 ) -> Result<(), InvokeError> {
     let context = &pool.context;
     let call = async {
-        let proxy = pool
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(instantiate_error)?;
+        let proxy = match instance.proxy.take() {
+            Some(proxy) => proxy,
+            None => {
+                RouteStats::bump(&context.stats.instances_created, 1);
+                pool.pre
+                    .instantiate_async(&mut instance.store)
+                    .await
+                    .map_err(instantiate_error)?
+            }
+        };
         proxy
             .wasi_http_incoming_handler()
-            .call_handle(&mut store, request, outparam)
+            .call_handle(&mut instance.store, request, outparam)
             .await
-            .map_err(|e| classify_trap(&e))
+            .map_err(|e| classify_trap(&e))?;
+        Ok(proxy)
     };
     let result = with_deadline(deadline, call).await;
-    let fuel_used = context.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    let fuel_used = context
+        .limits
+        .fuel
+        .saturating_sub(instance.store.get_fuel().unwrap_or(0));
     RouteStats::bump(&context.stats.fuel_used, fuel_used);
-    let result = result.unwrap_or(Err(InvokeError::Timeout));
-    if let Err(e) = &result {
-        let stats = &context.stats;
-        match e {
-            InvokeError::OutOfFuel => RouteStats::bump(&stats.out_of_fuel, 1),
-            InvokeError::Timeout => RouteStats::bump(&stats.timeouts, 1),
-            _ => RouteStats::bump(&stats.traps, 1),
+    let error = match result {
+        Ok(Ok(proxy)) => {
+            instance.proxy = Some(proxy);
+            pool.recycle(instance);
+            return Ok(());
         }
-        log_failure(context, e, fuel_used);
+        Ok(Err(e)) => e,
+        Err(_) => InvokeError::Timeout,
+    };
+    let stats = &context.stats;
+    match error {
+        InvokeError::OutOfFuel => RouteStats::bump(&stats.out_of_fuel, 1),
+        InvokeError::Timeout => RouteStats::bump(&stats.timeouts, 1),
+        _ => RouteStats::bump(&stats.traps, 1),
     }
-    result
+    log_failure(context, &error, fuel_used);
+    Err(error)
 }
 
 fn log_failure(context: &RouteContext, error: &InvokeError, fuel_used: u64) {

@@ -31,7 +31,7 @@ pub use outbound::ShardHttp;
 use state::ComponentState;
 pub use state::MAX_PARTS_PER_COMPONENT;
 
-use crate::config::{InstancePolicy, WasmSpec};
+use crate::config::WasmSpec;
 use crate::wasm::route::RouteContext;
 
 /// A compiled, linked component that exports `wasi:http/incoming-handler`.
@@ -60,11 +60,6 @@ pub fn load(
     component: &Component,
     spec: &WasmSpec,
 ) -> Result<ComponentGuest, String> {
-    if let InstancePolicy::Reuse { .. } = spec.limits.instance {
-        return Err("is a wasi:http component, which gets a fresh instance per request: \
-             instance = \"reuse\" is not supported for components (remove it)"
-            .into());
-    }
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| format!("cannot link: {e:#}"))?;

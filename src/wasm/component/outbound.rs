@@ -130,6 +130,14 @@ impl OutboundHooks {
     }
 }
 
+impl OutboundHooks {
+    /// Ends a request on a reused instance: its client tasks are cancelled,
+    /// and the next request may open `max_backend_connections` again.
+    pub fn end_request(&mut self) {
+        self.tasks.clear();
+    }
+}
+
 fn ready(result: SendResult) -> Box<dyn Future<Output = SendResult> + Send> {
     Box::new(std::future::ready(result))
 }

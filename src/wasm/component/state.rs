@@ -27,13 +27,16 @@ pub struct ComponentState {
     http: WasiHttpCtx,
     pub(super) hooks: OutboundHooks,
     pub(super) limits: StoreLimits,
+    /// Shared with the guest's stdout and stderr.
+    log_budget: ShardLocal<Rc<RefCell<LogBudget>>>,
 }
 
 impl ComponentState {
     pub fn new(route: &Rc<RouteContext>, hooks: OutboundHooks) -> ComponentState {
+        let log_budget = Rc::new(RefCell::new(LogBudget::new(route.limits.max_log_bytes)));
         let log = GuestLog {
             route: ShardLocal::new(route.clone()),
-            budget: ShardLocal::new(Rc::new(RefCell::new(LogBudget::new(route.limits.max_log_bytes)))),
+            budget: ShardLocal::new(log_budget.clone()),
         };
         let mut wasi = WasiCtx::builder();
         // No preopened directories and no socket permissions: the
@@ -56,7 +59,22 @@ impl ComponentState {
             http,
             hooks,
             limits,
+            log_budget: ShardLocal::new(log_budget),
         }
+    }
+
+    /// Ends a request on a reused instance, so that the next one starts
+    /// with nothing of it but the guest's own memory: the request's backend
+    /// client tasks are cancelled and the log budget is refilled.
+    pub fn end_request(&mut self, route: &RouteContext) {
+        self.hooks.end_request();
+        *self.log_budget.borrow_mut() = LogBudget::new(route.limits.max_log_bytes);
+    }
+
+    /// Host resources (handles) the guest still holds; a guest that keeps
+    /// stdout open holds one or two, a leaking one more with every request.
+    pub fn held_resources(&mut self) -> usize {
+        self.table.iter_mut().count()
     }
 }
 

@@ -22,9 +22,12 @@
 //! - `random`: answers 200 with two 16-byte random values in hex.
 //! - `trailers`: answers 200 without content-length and finishes the body
 //!   with a trailer `x-checksum: 42`.
+//! - `count`: answers 200 `count=N`, N being the requests this instance
+//!   has counted (1 on a fresh instance; it grows on a reused one).
 //! - anything else: 200 `ok`.
 
 use core::hint::black_box;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
@@ -34,6 +37,8 @@ wasip2::http::proxy::export!(Misbehave);
 struct Misbehave;
 
 const BAD_VALUE: &[u8] = b"a\r\nInjected: 1";
+
+static COUNTED: AtomicU64 = AtomicU64::new(0);
 
 impl Guest for Misbehave {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
@@ -74,6 +79,10 @@ impl Guest for Misbehave {
                 respond(response_out, 200, text_plain(), format!("{a}\n{b}\n").as_bytes());
             }
             "trailers" => with_trailers(response_out),
+            "count" => {
+                let count = COUNTED.fetch_add(1, Ordering::Relaxed) + 1;
+                respond(response_out, 200, text_plain(), format!("count={count}\n").as_bytes());
+            }
             _ => respond(response_out, 200, text_plain(), b"ok\n"),
         }
     }
