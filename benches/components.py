@@ -5,8 +5,8 @@
 
     python3 benches/components.py [--reps 3] [--duration 5] [--quick]
 
-Two comparisons, each with the load generator (wrk, 64 connections) placed
-the same way for every server it compares:
+Two comparisons, each with the load generator (wrk) placed the same way for
+every server it compares:
 
   1. One core each: serverless-wasm with one shard pinned to CPU 0 against
      `wasmtime serve -O pooling-allocator=y -S cli=y` pinned to CPU 0; wrk
@@ -16,8 +16,12 @@ the same way for every server it compares:
      requests per server CPU-second, which does not depend on how much CPU
      the generator takes. Target: two shards >= 1.8x one shard.
 
-Both with the route's default `instance = "fresh"` (a new instance per
-request, as `wasmtime serve` does) and again with `instance = "reuse"`.
+Each under two loads, plain (64 connections, one request at a time) and
+pipelined (256 connections, 16 deep, as TechEmpower's plaintext test: the
+generator's own cost per request shrinks, which matters when it shares the
+server's cores), and each with the route's default `instance = "fresh"` (a
+new instance per request, as `wasmtime serve` does) and again with
+`instance = "reuse"`.
 
 Repetitions are interleaved. Results go to benches/results/components.json
 and the `components` section of benches/RESULTS.md. Uses load.py's helpers
@@ -32,7 +36,9 @@ import sys
 import load
 from load import REPO, BENCHES, RESULTS, CACHE, Process, free_port, log, run, wrk
 
-CONNECTIONS = 64
+# load: (connections, pipeline depth), as in load.py; TechEmpower's
+# plaintext test pipelines 16 deep.
+LOADS = {"plain": (64, 1), "pipelined": (256, 16)}
 
 
 def main():
@@ -74,24 +80,26 @@ def main():
     def reuse(name, cpus):
         return ours(name, cpus, instance="reuse")
 
-    # (scenario, server factory, server CPUs, wrk CPUs)
-    plan = [
-        ("ours-1-shard", ours, "0", "1"),
-        ("wasmtime-serve-1-core", serve, "0", "1"),
-        ("ours-1-shard-shared", ours, "0", "0,1"),
-        ("ours-2-shards-shared", ours, "0,1", "0,1"),
-        ("ours-1-shard-reuse", reuse, "0", "1"),
-        ("ours-1-shard-reuse-shared", reuse, "0", "0,1"),
-        ("ours-2-shards-reuse-shared", reuse, "0,1", "0,1"),
-    ]
+    # (scenario, server factory, server CPUs, wrk CPUs, load)
+    plan = []
+    for load_name in LOADS:
+        suffix = "" if load_name == "plain" else f"-{load_name}"
+        plan.append((f"wasmtime-serve-1-core{suffix}", serve, "0", "1", load_name))
+        for instance, factory in (("", ours), ("-reuse", reuse)):
+            plan += [
+                (f"ours-1-shard{instance}{suffix}", factory, "0", "1", load_name),
+                (f"ours-1-shard{instance}-shared{suffix}", factory, "0", "0,1", load_name),
+                (f"ours-2-shards{instance}-shared{suffix}", factory, "0,1", "0,1", load_name),
+            ]
     runs = []
     for rep in range(args.reps):
-        for name, factory, server_cpus, client_cpus in plan:
+        for name, factory, server_cpus, client_cpus, load_name in plan:
+            connections, depth = LOADS[load_name]
             process = factory(name, server_cpus)
             try:
-                wrk(f"http://127.0.0.1:{process.port}/", CONNECTIONS, 1, 1, client_cpus)  # warm-up
+                wrk(f"http://127.0.0.1:{process.port}/", connections, depth, 1, client_cpus)  # warm-up
                 before = process.cpu_seconds()
-                result = wrk(f"http://127.0.0.1:{process.port}/", CONNECTIONS, 1, args.duration, client_cpus)
+                result = wrk(f"http://127.0.0.1:{process.port}/", connections, depth, args.duration, client_cpus)
                 cpu = process.cpu_seconds() - before
             finally:
                 process.stop()
@@ -103,7 +111,7 @@ def main():
                 "requests_per_cpu_second": result["requests"] / max(cpu, 1e-9),
             }
             runs.append(record)
-            log(f"rep {rep + 1}/{args.reps} {name:<24} {record['rps']:>10,.0f} req/s  p99 {record['p99_ms']:.2f} ms"
+            log(f"rep {rep + 1}/{args.reps} {name:<36} {record['rps']:>10,.0f} req/s  p99 {record['p99_ms']:.2f} ms"
                 f"  {record['requests_per_cpu_second']:,.0f} req/CPU-s" + (f"  ({record['errors']} errors)" if record["errors"] else ""))
 
     def median(name, key):
@@ -112,20 +120,27 @@ def main():
 
     summary = {name: {key: median(name, key) for key in ("rps", "p50_ms", "p99_ms", "requests_per_cpu_second")}
                for name, *_ in plan}
-    targets = [
-        ("req/s, one core: ours / wasmtime serve", summary["ours-1-shard"]["rps"] / summary["wasmtime-serve-1-core"]["rps"], ">= 3"),
-        ("p99, one core: ours / wasmtime serve", summary["ours-1-shard"]["p99_ms"] / summary["wasmtime-serve-1-core"]["p99_ms"], "<= 0.33"),
-        ("req/s: 2 shards / 1 shard (wrk sharing the CPUs)",
-         summary["ours-2-shards-shared"]["rps"] / summary["ours-1-shard-shared"]["rps"], ">= 1.8"),
-        ("req per CPU-second: 2 shards / 1 shard",
-         summary["ours-2-shards-shared"]["requests_per_cpu_second"] / summary["ours-1-shard-shared"]["requests_per_cpu_second"], "~1 (linear)"),
-        ("instance = reuse: req/s, one core: ours / wasmtime serve",
-         summary["ours-1-shard-reuse"]["rps"] / summary["wasmtime-serve-1-core"]["rps"], ">= 3"),
-        ("instance = reuse: p99, one core: ours / wasmtime serve",
-         summary["ours-1-shard-reuse"]["p99_ms"] / summary["wasmtime-serve-1-core"]["p99_ms"], "<= 0.33"),
-        ("instance = reuse: req/s: 2 shards / 1 shard (wrk sharing the CPUs)",
-         summary["ours-2-shards-reuse-shared"]["rps"] / summary["ours-1-shard-reuse-shared"]["rps"], ">= 1.8"),
-    ]
+
+    def ratio(a, b, key="rps"):
+        return summary[a][key] / summary[b][key]
+
+    targets = []
+    for load_name in LOADS:
+        suffix = "" if load_name == "plain" else f"-{load_name}"
+        for instance in ("", "-reuse"):
+            label = f"{'reuse' if instance else 'fresh'}, {load_name}"
+            targets.append((f"{label}: req/s, one core: ours / wasmtime serve",
+                            ratio(f"ours-1-shard{instance}{suffix}", f"wasmtime-serve-1-core{suffix}"), ">= 3"))
+            if load_name == "plain":  # pipelined latency is per batch
+                targets.append((f"{label}: p99, one core: ours / wasmtime serve",
+                                ratio(f"ours-1-shard{instance}{suffix}", f"wasmtime-serve-1-core{suffix}", "p99_ms"),
+                                "<= 0.33"))
+            targets.append((f"{label}: req/s, 2 shards / 1 shard (wrk sharing the CPUs)",
+                            ratio(f"ours-2-shards{instance}-shared{suffix}", f"ours-1-shard{instance}-shared{suffix}"),
+                            ">= 1.8"))
+            targets.append((f"{label}: req per CPU-second, 2 shards / 1 shard",
+                            ratio(f"ours-2-shards{instance}-shared{suffix}", f"ours-1-shard{instance}-shared{suffix}",
+                                  "requests_per_cpu_second"), "~1 (linear)"))
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python3 benches/components.py " + " ".join(sys.argv[1:]),
@@ -133,7 +148,7 @@ def main():
         "versions": {"serverless-wasm": load.version([str(binary), "--version"]),
                      "wasmtime": load.version([str(wasmtime), "--version"]),
                      "wrk": load.version(["wrk", "--version"])},
-        "settings": {"duration_s": args.duration, "reps": args.reps, "connections": CONNECTIONS},
+        "settings": {"duration_s": args.duration, "reps": args.reps, "loads": LOADS},
         "runs": runs, "summary": summary, "targets": targets,
     }
     (RESULTS / "components.json").write_text(json.dumps(report, indent=2))
@@ -148,15 +163,18 @@ def render(report, plan):
     lines = [
         f"Measured {report['date']} with `{report['command']}` on {m['cpu']}, {m['cores']} CPUs, "
         f"{m['memory_gib']} GiB, Linux {m['kernel']}; {report['versions']['wasmtime']}; "
-        f"wrk -c{report['settings']['connections']}, {report['settings']['reps']} interleaved reps of "
-        f"{report['settings']['duration_s']} s (medians). Same `hello.wasm` for both servers.",
+        f"wrk, {report['settings']['reps']} interleaved reps of {report['settings']['duration_s']} s (medians); "
+        "plain = 64 connections, pipelined = 256 connections x depth 16. "
+        "Same `hello.wasm` for both servers.",
         "",
-        "| scenario | server CPUs | wrk CPUs | req/s | p50 ms | p99 ms | req per server CPU-s |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| scenario | server CPUs | wrk CPUs | load | req/s | p50 ms | p99 ms | req per server CPU-s |",
+        "|---|---|---|---|---:|---:|---:|---:|",
     ]
-    for name, _, server_cpus, client_cpus in plan:
+    for name, _, server_cpus, client_cpus, load_name in plan:
         s = report["summary"][name]
-        lines.append(f"| {name} | {server_cpus} | {client_cpus} | {s['rps']:,.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} "
+        # wrk times a pipelined batch, not a request: no latency for those.
+        latency = f"{s['p50_ms']:.2f} | {s['p99_ms']:.2f}" if load_name == "plain" else "– | –"
+        lines.append(f"| {name} | {server_cpus} | {client_cpus} | {load_name} | {s['rps']:,.0f} | {latency} "
                      f"| {s['requests_per_cpu_second']:,.0f} |")
     lines += ["", "| target | measured | goal |", "|---|---:|---|"]
     for what, value, goal in report["targets"]:
