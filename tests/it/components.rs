@@ -318,6 +318,16 @@ max_log_bytes = 40
     assert_eq!(count(&server), "count=1\n");
     assert_eq!(server.get("/reuse?mode=spin").status, 503);
     assert_eq!(count(&server), "count=1\n");
+    // An instance that keeps a request past its handler is replaced.
+    assert_eq!(server.get("/reuse?mode=keep-request").text(), "kept\n");
+    assert_eq!(count(&server), "count=1\n");
+    // One that returns with its response unfinished has failed: the body
+    // is cut short (never ended as if complete) and the instance replaced.
+    let mut client = server.client();
+    client.send(&format_request("GET", "/reuse?mode=unfinished", &[], b""));
+    assert!(client.try_read_response(false).is_err(), "an unfinished body must not read as complete");
+    server.logs().expect("guest returned without finishing its response");
+    assert_eq!(count(&server), "count=1\n");
 }
 
 #[test]

@@ -286,6 +286,7 @@ async fn send_response(
     let chunked = matches!(framing, BodyFraming::Chunked);
     let mut body = response.body;
     let mut trailers = Vec::new();
+    let mut written: u64 = 0;
     loop {
         match out.when_ready(body.next()).await? {
             None if exchange.guest_failed().await => {
@@ -293,9 +294,19 @@ async fn send_response(
                 out.flush().await?;
                 return Ok(Sent::Truncated);
             }
+            // wasi-http holds a guest to its content-length; this only
+            // keeps a body that ended early from passing as complete.
+            None if matches!(framing, BodyFraming::Length(n) if n != written) => {
+                tracing::warn!(written, "response body cut short: it ended before its content-length");
+                out.flush().await?;
+                return Ok(Sent::Truncated);
+            }
             None => break,
             Some(Ok(BodyPart::Data(data))) if chunked => write_chunk(out.buffer, &data),
-            Some(Ok(BodyPart::Data(data))) => out.buffer.extend_from_slice(&data),
+            Some(Ok(BodyPart::Data(data))) => {
+                written += data.len() as u64;
+                out.buffer.extend_from_slice(&data);
+            }
             Some(Ok(BodyPart::Trailers(fields))) => trailers = fields,
             Some(Err(e)) => {
                 tracing::warn!("response body cut short: the guest failed while writing it: {e}");

@@ -5,10 +5,11 @@
 //! exchange cancels the guest (its instance, its backend connections); a
 //! finished exchange lets the guest run to its end under its deadline.
 //!
-//! With `instance = "reuse"` an instance whose handler returned cleanly
-//! goes back to the route's `ready` list for the next request, unless it
-//! has served its quota or holds more host resources than a well-behaved
-//! guest does; a failed instance is never reused.
+//! A guest that returns with its response unfinished has failed: its body
+//! is cut short, never ended as if complete. With `instance = "reuse"` an
+//! instance whose handler returned cleanly goes back to the route's
+//! `ready` list for the next request, unless it has served its quota or
+//! kept host resources of the request; a failed instance is never reused.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -26,7 +27,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use super::ComponentGuest;
 use super::body::ChannelBody;
 use super::outbound::{OutboundHooks, ShardHttp};
-use super::state::ComponentState;
+use super::state::{ComponentState, Held};
 use crate::config::{InstancePolicy, WasmSpec};
 use crate::http::Request;
 use crate::http::encode::is_framing_header;
@@ -159,19 +160,23 @@ impl Inner {
     /// After a clean return: in reuse mode the instance goes back to `ready`
     /// (request-scoped state ended) until it has served its quota; otherwise
     /// it is dropped and its slot reset for the next instantiation.
-    fn recycle(&self, mut instance: Instance) {
+    fn recycle(&self, mut instance: Instance, held: Held) {
         let limits = &self.context.limits;
         let InstancePolicy::Reuse { max_requests } = limits.instance else {
             return;
         };
         instance.served += 1;
-        let state = instance.store.data_mut();
-        let held = state.held_resources();
-        if held > MAX_HELD_RESOURCES {
-            tracing::warn!(route = %self.context.label, held, "guest keeps host resources between requests: instance replaced");
+        if held.request {
+            // A request's parts would tie this instance to a finished
+            // request's channels and connections.
+            tracing::debug!(route = %self.context.label, "guest kept parts of a request: instance replaced");
             return;
         }
-        state.end_request(&self.context);
+        if held.handles > MAX_HELD_RESOURCES {
+            tracing::warn!(route = %self.context.label, handles = held.handles, "guest keeps host handles between requests: instance replaced");
+            return;
+        }
+        instance.store.data_mut().end_request(&self.context);
         let mut ready = self.ready.borrow_mut();
         if instance.served < max_requests && ready.len() < limits.max_concurrency {
             ready.push(instance);
@@ -198,11 +203,13 @@ async fn run_guest(
         let proxy = match instance.proxy.take() {
             Some(proxy) => proxy,
             None => {
-                RouteStats::bump(&context.stats.instances_created, 1);
-                pool.pre
+                let proxy = pool
+                    .pre
                     .instantiate_async(&mut instance.store)
                     .await
-                    .map_err(instantiate_error)?
+                    .map_err(instantiate_error)?;
+                RouteStats::bump(&context.stats.instances_created, 1);
+                proxy
             }
         };
         proxy
@@ -220,9 +227,13 @@ async fn run_guest(
     RouteStats::bump(&context.stats.fuel_used, fuel_used);
     let error = match result {
         Ok(Ok(proxy)) => {
-            instance.proxy = Some(proxy);
-            pool.recycle(instance);
-            return Ok(());
+            let held = instance.store.data_mut().held();
+            if !held.response {
+                instance.proxy = Some(proxy);
+                pool.recycle(instance, held);
+                return Ok(());
+            }
+            InvokeError::BadResponse("guest returned without finishing its response".into())
         }
         Ok(Err(e)) => e,
         Err(_) => InvokeError::Timeout,

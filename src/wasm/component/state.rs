@@ -1,6 +1,7 @@
 //! The data of a component's `Store`: the WASI and wasi:http contexts built
 //! from the route, and the guest's stdout/stderr, which go to the server log.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -10,6 +11,11 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::body::{HostFutureTrailers, HostIncomingBody, HostOutgoingBody};
+use wasmtime_wasi_http::p2::types::{
+    HostFutureIncomingResponse, HostIncomingRequest, HostIncomingResponse, HostOutgoingRequest,
+    HostOutgoingResponse, HostResponseOutparam,
+};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::outbound::OutboundHooks;
@@ -71,11 +77,41 @@ impl ComponentState {
         *self.log_budget.borrow_mut() = LogBudget::new(route.limits.max_log_bytes);
     }
 
-    /// Host resources (handles) the guest still holds; a guest that keeps
-    /// stdout open holds one or two, a leaking one more with every request.
-    pub fn held_resources(&mut self) -> usize {
-        self.table.iter_mut().count()
+    /// What the guest still holds once its handler has returned.
+    pub fn held(&mut self) -> Held {
+        let mut held = Held::default();
+        for entry in self.table.iter_mut() {
+            held.handles += 1;
+            let entry: &dyn Any = entry;
+            if entry.is::<HostResponseOutparam>() || entry.is::<HostOutgoingResponse>() || entry.is::<HostOutgoingBody>() {
+                held.response = true;
+            } else if entry.is::<HostIncomingRequest>()
+                || entry.is::<HostIncomingBody>()
+                || entry.is::<HostFutureTrailers>()
+                || entry.is::<HostOutgoingRequest>()
+                || entry.is::<HostFutureIncomingResponse>()
+                || entry.is::<HostIncomingResponse>()
+            {
+                held.request = true;
+            }
+        }
+        held
     }
+}
+
+/// Host resources a guest kept past the end of its handler. Streams are
+/// children of these (the table refuses to drop a parent first), so the
+/// parents tell what a stream belongs to.
+#[derive(Default)]
+pub struct Held {
+    /// All handles: stdio streams are fine to keep, many are a leak.
+    pub handles: usize,
+    /// Its response, unfinished: an outparam never set, or a body never
+    /// finished. Dropped with the store, wasi-http would end such a body
+    /// as if it were complete.
+    pub response: bool,
+    /// Parts of its request or of its outgoing requests.
+    pub request: bool,
 }
 
 /// Headers a guest may build per `fields` resource (in-memory size).

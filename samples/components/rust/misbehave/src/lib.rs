@@ -22,11 +22,15 @@
 //! - `random`: answers 200 with two 16-byte random values in hex.
 //! - `trailers`: answers 200 without content-length and finishes the body
 //!   with a trailer `x-checksum: 42`.
+//! - `unfinished`: sends a 200 head without content-length, writes
+//!   "partial", and returns keeping the body unfinished (in a static).
+//! - `keep-request`: keeps the request (in a static) and answers 200 `kept`.
 //! - `count`: answers 200 `count=N`, N being the requests this instance
 //!   has counted (1 on a fresh instance; it grows on a reused one).
 //! - anything else: 200 `ok`.
 
 use core::hint::black_box;
+use std::cell::RefCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use wasip2::exports::http::incoming_handler::Guest;
@@ -39,6 +43,11 @@ struct Misbehave;
 const BAD_VALUE: &[u8] = b"a\r\nInjected: 1";
 
 static COUNTED: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static KEPT_REQUESTS: RefCell<Vec<IncomingRequest>> = const { RefCell::new(Vec::new()) };
+    static UNFINISHED_BODIES: RefCell<Vec<OutgoingBody>> = const { RefCell::new(Vec::new()) };
+}
 
 impl Guest for Misbehave {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
@@ -79,6 +88,11 @@ impl Guest for Misbehave {
                 respond(response_out, 200, text_plain(), format!("{a}\n{b}\n").as_bytes());
             }
             "trailers" => with_trailers(response_out),
+            "unfinished" => unfinished(response_out),
+            "keep-request" => {
+                KEPT_REQUESTS.with(|kept| kept.borrow_mut().push(request));
+                respond(response_out, 200, text_plain(), b"kept\n");
+            }
             "count" => {
                 let count = COUNTED.fetch_add(1, Ordering::Relaxed) + 1;
                 respond(response_out, 200, text_plain(), format!("count={count}\n").as_bytes());
@@ -118,6 +132,16 @@ fn trap_after_head(response_out: ResponseOutparam) -> ! {
     out.blocking_write_and_flush(b"partial").expect("write body");
     black_box((&out, &body));
     trap()
+}
+
+fn unfinished(response_out: ResponseOutparam) {
+    let response = OutgoingResponse::new(text_plain());
+    let body = response.body().expect("response body");
+    ResponseOutparam::set(response_out, Ok(response));
+    let out = body.write().expect("body stream");
+    out.blocking_write_and_flush(b"partial").expect("write body");
+    drop(out);
+    UNFINISHED_BODIES.with(|bodies| bodies.borrow_mut().push(body));
 }
 
 fn bad_header(response_out: ResponseOutparam) {
