@@ -17,6 +17,8 @@ pub enum StartupError {
     #[error("cannot create the wasm engine: {0}")]
     Engine(String),
     #[error("{0}")]
+    CompileCache(String),
+    #[error("{0}")]
     Cpus(String),
     #[error("cannot start: {0}")]
     IoUring(String),

@@ -39,6 +39,9 @@ pub struct ServerConfig {
     /// Add `x-serverless-shard: N` to every response (for tests and
     /// debugging; off by default).
     pub shard_header: bool,
+    /// Where compiled guests are kept between starts; `None`: compile
+    /// every guest at every start.
+    pub compile_cache_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -44,6 +44,7 @@ pub struct RawServer {
     pub keep_resident_bytes: Option<Spanned<ByteSize>>,
     pub max_wasm_stack_bytes: Option<Spanned<ByteSize>>,
     pub shard_header: Option<bool>,
+    pub compile_cache_dir: Option<Spanned<String>>,
 }
 
 /// One `[[applications]]` entry: a route and what answers it.

@@ -1,6 +1,9 @@
 //! The `[server]` table: server-wide settings and limits, with defaults.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use toml::Spanned;
 
 use super::defaults::*;
 use super::{ConfigError, Ctx, EngineLimits, ServerConfig, Timeouts, bounded, bounded_size, millis, raw};
@@ -166,5 +169,17 @@ pub(super) fn server_config(ctx: &Ctx<'_>, raw: &raw::RawServer) -> Result<Serve
             )?,
         },
         shard_header: raw.shard_header.unwrap_or(false),
+        compile_cache_dir: compile_cache_dir(ctx, &raw.compile_cache_dir)?,
     })
+}
+
+/// Relative to the config file's directory; the directory itself is
+/// created (and its permissions checked) when the server starts.
+fn compile_cache_dir(ctx: &Ctx<'_>, raw: &Option<Spanned<String>>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(dir) = raw else { return Ok(None) };
+    if dir.get_ref().is_empty() {
+        return Err(ctx.error(dir, "server.compile_cache_dir", "the path is empty".into()));
+    }
+    let config_dir = ctx.path.parent().unwrap_or(Path::new("."));
+    Ok(Some(config_dir.join(dir.get_ref())))
 }

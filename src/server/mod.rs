@@ -24,7 +24,7 @@ use std::time::Duration;
 use crate::config::{Config, HandlerSpec};
 use crate::error::{GuestError, StartupError};
 use crate::router::RouteTable;
-use crate::wasm::{Guest, ModuleCache, Runtime};
+use crate::wasm::{CompileCache, Guest, ModuleCache, Runtime};
 
 /// Everything shards share: read-only after [`prepare`].
 pub struct Shared {
@@ -43,7 +43,11 @@ pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
     let runtime = Runtime::new(&config.server.engine, shards, &config.routes)
         .map_err(|e| StartupError::Engine(format!("{e:#}")))?;
     let mut guests = Vec::with_capacity(config.routes.len());
-    let mut cache = ModuleCache::default();
+    let disk = match &config.server.compile_cache_dir {
+        Some(dir) => Some(CompileCache::open(dir).map_err(StartupError::CompileCache)?),
+        None => None,
+    };
+    let mut cache = ModuleCache::new(disk);
     for route in &config.routes {
         if let HandlerSpec::Wasm(spec) = &route.handler
             && spec.outbound.allowed_from_env

@@ -14,6 +14,7 @@ use super::abi::{self, HOST_FUNCTIONS};
 use super::component::state::ComponentState;
 use super::host::HostState;
 use super::imported_memory::{self, MEMORY_EXPORT};
+use super::precompiled::{Artifact, CompileCache};
 use super::route::RouteContext;
 use super::{Guest, ModuleGuest};
 use crate::config::{WASM_PAGE, WasmSpec};
@@ -28,10 +29,20 @@ pub enum LoadError {
 }
 
 /// Guests compiled so far at start-up, by file: routes that share a file
-/// (the original samples use one module for two routes) compile it once.
-#[derive(Default)]
+/// (the original samples use one module for two routes) compile it once;
+/// with a compile cache on disk, a later start does not compile it at all.
 pub struct ModuleCache {
     compiled: HashMap<PathBuf, Compiled>,
+    disk: Option<CompileCache>,
+}
+
+impl ModuleCache {
+    pub fn new(disk: Option<CompileCache>) -> ModuleCache {
+        ModuleCache {
+            compiled: HashMap::new(),
+            disk,
+        }
+    }
 }
 
 /// A compiled binary, of either guest kind.
@@ -57,7 +68,7 @@ pub fn load(
     let compiled = match cache.compiled.get(&spec.file) {
         Some(compiled) => compiled.clone(),
         None => {
-            let compiled = compile(engine, spec).map_err(|e| match e {
+            let compiled = compile(engine, spec, cache.disk.as_ref()).map_err(|e| match e {
                 ReadError::Io(source) => LoadError::Read {
                     path: path.clone(),
                     source,
@@ -101,10 +112,10 @@ enum ReadError {
     Invalid(String),
 }
 
-fn compile(engine: &Engine, spec: &WasmSpec) -> Result<Compiled, ReadError> {
+fn compile(engine: &Engine, spec: &WasmSpec, disk: Option<&CompileCache>) -> Result<Compiled, ReadError> {
     let bytes = read_binary(&spec.file)?;
     if wasmparser::Parser::is_component(&bytes) {
-        return Component::from_binary(engine, &bytes)
+        return compile_with::<Component>(engine, &bytes, &spec.file, disk)
             .map(Compiled::Component)
             .map_err(|e| ReadError::Invalid(format!("invalid component: {e:#}")));
     }
@@ -119,9 +130,21 @@ fn compile(engine: &Engine, spec: &WasmSpec) -> Result<Compiled, ReadError> {
     } else {
         bytes
     };
-    Module::from_binary(engine, &bytes)
+    compile_with::<Module>(engine, &bytes, &spec.file, disk)
         .map(Compiled::Module)
         .map_err(|e| ReadError::Invalid(format!("invalid wasm: {e:#}")))
+}
+
+fn compile_with<A: Artifact>(
+    engine: &Engine,
+    bytes: &[u8],
+    file: &Path,
+    disk: Option<&CompileCache>,
+) -> wasmtime::Result<A> {
+    match disk {
+        Some(disk) => disk.get_or_compile(engine, bytes, file),
+        None => A::compile(engine, bytes),
+    }
 }
 
 /// Reads a `.wasm` binary, or a `.wat` text module (which needs no

@@ -25,6 +25,7 @@ mod invoke;
 mod load;
 mod net;
 mod pool;
+mod precompiled;
 mod route;
 mod shard_local;
 mod turns;
@@ -39,6 +40,7 @@ pub use invoke::InvokeError;
 pub use load::{LoadError, ModuleCache};
 pub use net::code as tcp_error;
 pub use pool::RoutePool;
+pub use precompiled::CompileCache;
 pub use route::RouteStats;
 
 use component::{ComponentGuest, ComponentPool, ShardHttp};

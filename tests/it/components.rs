@@ -325,7 +325,10 @@ max_log_bytes = 40
     // is cut short (never ended as if complete) and the instance replaced.
     let mut client = server.client();
     client.send(&format_request("GET", "/reuse?mode=unfinished", &[], b""));
-    assert!(client.try_read_response(false).is_err(), "an unfinished body must not read as complete");
+    assert!(
+        client.try_read_response(false).is_err(),
+        "an unfinished body must not read as complete"
+    );
     server.logs().expect("guest returned without finishing its response");
     assert_eq!(count(&server), "count=1\n");
 }
@@ -480,4 +483,45 @@ fn a_component_from_another_language_runs_unchanged() {
         text.contains("path=/py/some/path?x=1") && text.contains("method=GET"),
         "{text}"
     );
+}
+
+#[test]
+fn the_compile_cache_serves_the_next_start_and_survives_a_bad_entry() {
+    use std::os::unix::fs::PermissionsExt;
+    require_components();
+    let root = tempfile::tempdir().unwrap();
+    let cache = root.path().join("compiled");
+    let config = format!(
+        "[server]\ncompile_cache_dir = \"{}\"\n[[applications]]\nfile_path = \"{{components}}/hello.wasm\"\nmethod = \"GET\"\nurl_path = \"/hello\"\n",
+        cache.display()
+    );
+    let serve_once = |expected_log: &str| {
+        let server = TestServer::start(&config, &["--shards", "1"]);
+        server.logs().expect(expected_log);
+        assert_eq!(server.get("/hello").text(), "Hello from a wasi:http component\n");
+        server.stop();
+    };
+    let entries =
+        || -> Vec<std::path::PathBuf> { std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect() };
+
+    serve_once("component compiled and cached");
+    let stored = entries();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].extension().is_some_and(|e| e == "cwasm"), "{stored:?}");
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the cache is the server's own: mode {mode:o}");
+
+    serve_once("component loaded from the compile cache");
+
+    // A damaged entry is compiled again and replaced, never trusted.
+    std::fs::write(&stored[0], b"not a compiled component").unwrap();
+    serve_once("unusable compile cache entry");
+    assert!(std::fs::read(&stored[0]).unwrap().len() > 1000);
+    serve_once("component loaded from the compile cache");
+
+    // A directory others may write to would let them run code in the server.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (ok, text) = check(&format!("listen_address = \"127.0.0.1:0\"\n{config}"));
+    assert!(!ok);
+    assert!(text.contains("may be written by other users"), "{text}");
 }

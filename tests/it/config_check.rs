@@ -60,6 +60,10 @@ fn each_kind_of_bad_config_is_refused_with_its_location() {
         (route("file_path = \"{guests}/bigbody.wat\"\nmemory_limit = \"1MiB\""), vec!["memory starts at 5184 KiB", "memory_limit of 1024 KiB"]),
         (route("file_path = \"{samples}/env.wat\"\ninstance = \"shared\""), vec![":7:12:", "applications[0].instance", "\"fresh\" or \"reuse\""]),
         (route("file_path = \"{samples}/env.wat\"\nfuel = 0"), vec![":7:8:", "applications[0].fuel", "out of range"]),
+        (
+            "listen_address = \"127.0.0.1:0\"\n[server]\ncompile_cache_dir = \"\"\n".to_string(),
+            vec![":3:21:", "server.compile_cache_dir", "the path is empty"],
+        ),
         (route("static_body = \"x\"\nfuel = 5"), vec!["applies to wasm routes"]),
         (route("file_path = \"{samples}/env.wat\"\nallowed_outbound = [\"*:80\"]"), vec!["applications[0].allowed_outbound", "wildcards are not supported"]),
         ("listen_address = \"not an address\"\n".to_string(), vec![":1:18:", "listen_address"]),

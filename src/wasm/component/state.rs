@@ -13,8 +13,8 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::body::{HostFutureTrailers, HostIncomingBody, HostOutgoingBody};
 use wasmtime_wasi_http::p2::types::{
-    HostFutureIncomingResponse, HostIncomingRequest, HostIncomingResponse, HostOutgoingRequest,
-    HostOutgoingResponse, HostResponseOutparam,
+    HostFutureIncomingResponse, HostIncomingRequest, HostIncomingResponse, HostOutgoingRequest, HostOutgoingResponse,
+    HostResponseOutparam,
 };
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -83,7 +83,10 @@ impl ComponentState {
         for entry in self.table.iter_mut() {
             held.handles += 1;
             let entry: &dyn Any = entry;
-            if entry.is::<HostResponseOutparam>() || entry.is::<HostOutgoingResponse>() || entry.is::<HostOutgoingBody>() {
+            if entry.is::<HostResponseOutparam>()
+                || entry.is::<HostOutgoingResponse>()
+                || entry.is::<HostOutgoingBody>()
+            {
                 held.response = true;
             } else if entry.is::<HostIncomingRequest>()
                 || entry.is::<HostIncomingBody>()

@@ -1,0 +1,159 @@
+//! The compile cache (`server.compile_cache_dir`): a guest compiled once
+//! is loaded at the next start in milliseconds instead of being compiled
+//! again (seconds for a component that carries an interpreter).
+//!
+//! An entry is named by the SHA-256 of the engine's compatibility hash
+//! (wasmtime version, compiler settings, memory layout) and the wasm
+//! bytes, so a changed guest or a changed `[server]` engine setting
+//! compiles afresh. Entries are written to a temporary file and renamed,
+//! so a reader never sees half an entry. Loading an entry runs native code
+//! that the directory supplies: the directory must be the server's own,
+//! and one that others may write to is refused.
+
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+use wasmtime::{Module, Result};
+
+/// A directory of compiled guests.
+pub struct CompileCache {
+    dir: PathBuf,
+}
+
+/// What the cache stores: both guest kinds serialize the same way.
+#[allow(unsafe_code)] // deserializing compiled code is unsafe in wasmtime
+pub trait Artifact: Sized {
+    const KIND: &'static str;
+    fn compile(engine: &Engine, bytes: &[u8]) -> Result<Self>;
+    fn serialize(&self) -> Result<Vec<u8>>;
+    /// # Safety
+    /// `bytes` must be what `serialize` wrote for an engine like `engine`.
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Self>;
+}
+
+#[allow(unsafe_code)]
+impl Artifact for Module {
+    const KIND: &'static str = "module";
+    fn compile(engine: &Engine, bytes: &[u8]) -> Result<Self> {
+        Module::from_binary(engine, bytes)
+    }
+    fn serialize(&self) -> Result<Vec<u8>> {
+        Module::serialize(self)
+    }
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Self> {
+        // SAFETY: the caller's contract is wasmtime's.
+        unsafe { Module::deserialize(engine, bytes) }
+    }
+}
+
+#[allow(unsafe_code)]
+impl Artifact for Component {
+    const KIND: &'static str = "component";
+    fn compile(engine: &Engine, bytes: &[u8]) -> Result<Self> {
+        Component::from_binary(engine, bytes)
+    }
+    fn serialize(&self) -> Result<Vec<u8>> {
+        Component::serialize(self)
+    }
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Self> {
+        // SAFETY: the caller's contract is wasmtime's.
+        unsafe { Component::deserialize(engine, bytes) }
+    }
+}
+
+impl CompileCache {
+    /// Creates the directory if needed (owner-only), and refuses one that
+    /// other users may write to.
+    pub fn open(dir: &Path) -> std::result::Result<CompileCache, String> {
+        let shown = dir.display();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create the compile cache {shown}: {e}"))?;
+        let mode = std::fs::metadata(dir)
+            .map_err(|e| format!("cannot read the compile cache {shown}: {e}"))?
+            .permissions()
+            .mode();
+        if mode & 0o022 != 0 {
+            return Err(format!(
+                "the compile cache {shown} may be written by other users (mode {:o}): \
+                 its entries become native code in this server; chmod go-w it",
+                mode & 0o777
+            ));
+        }
+        Ok(CompileCache { dir: dir.to_path_buf() })
+    }
+
+    /// The compiled guest for `bytes`: from the cache if it holds it, else
+    /// compiled and stored. A cache that cannot be read or written only
+    /// costs the compilation (and a warning).
+    #[allow(unsafe_code)]
+    pub fn get_or_compile<A: Artifact>(&self, engine: &Engine, bytes: &[u8], source: &Path) -> Result<A> {
+        let entry = self.dir.join(entry_name(engine, bytes));
+        if let Ok(stored) = std::fs::read(&entry) {
+            // SAFETY: entries are written only by `store` below, from
+            // `serialize` on an engine with the same compatibility hash (it
+            // is part of the name), into a directory that only this user
+            // may write to (checked in `open`); wasmtime checks the header
+            // again and refuses an entry of another version or setting.
+            match unsafe { A::deserialize(engine, &stored) } {
+                Ok(artifact) => {
+                    tracing::info!(file = %source.display(), entry = %entry.display(), "{} loaded from the compile cache", A::KIND);
+                    return Ok(artifact);
+                }
+                Err(e) => {
+                    tracing::warn!(entry = %entry.display(), "unusable compile cache entry, compiling again: {e:#}")
+                }
+            }
+        }
+        let artifact = A::compile(engine, bytes)?;
+        match artifact.serialize().map(|data| store(&entry, &data)) {
+            Ok(Ok(())) => {
+                tracing::info!(file = %source.display(), entry = %entry.display(), "{} compiled and cached", A::KIND)
+            }
+            Ok(Err(e)) => tracing::warn!(entry = %entry.display(), "cannot write to the compile cache: {e}"),
+            Err(e) => tracing::warn!(file = %source.display(), "cannot serialize for the compile cache: {e:#}"),
+        }
+        Ok(artifact)
+    }
+}
+
+fn entry_name(engine: &Engine, bytes: &[u8]) -> String {
+    let mut digest = Digesting(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut digest);
+    digest.0.update(bytes);
+    let hex: String = digest.0.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.cwasm")
+}
+
+/// Feeds what `Hash` writes into the digest (stable across Rust
+/// releases, unlike `DefaultHasher`).
+struct Digesting(Sha256);
+
+impl Hasher for Digesting {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&self) -> u64 {
+        0 // never asked: the digest is read directly
+    }
+}
+
+/// Writes next to `entry`, then renames over it: concurrent starts and
+/// crashes leave either no entry or a whole one.
+fn store(entry: &Path, data: &[u8]) -> std::io::Result<()> {
+    let partial = entry.with_extension(format!("partial-{}", std::process::id()));
+    let written = std::fs::File::create(&partial)
+        .and_then(|mut file| file.write_all(data).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::rename(&partial, entry));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
