@@ -170,8 +170,10 @@ impl Shard {
 
     async fn warm_up(&self) {
         for handler in &self.handlers {
-            if let Handler::Wasm(GuestPool::Module(pool)) = handler {
-                pool.warm_up().await;
+            match handler {
+                Handler::Wasm(GuestPool::Module(pool)) => pool.warm_up().await,
+                Handler::Wasm(GuestPool::Component(pool)) => pool.warm_up().await,
+                Handler::Static(_) => {}
             }
         }
     }

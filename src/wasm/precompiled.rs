@@ -7,12 +7,12 @@
 //! bytes, so a changed guest or a changed `[server]` engine setting
 //! compiles afresh. Entries are written to a temporary file and renamed,
 //! so a reader never sees half an entry. Loading an entry runs native code
-//! that the directory supplies: the directory must be the server's own,
-//! and one that others may write to is refused.
+//! that the directory supplies: a directory of another user, or one that
+//! others may write to, is refused.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -76,10 +76,15 @@ impl CompileCache {
             .mode(0o700)
             .create(dir)
             .map_err(|e| format!("cannot create the compile cache {shown}: {e}"))?;
-        let mode = std::fs::metadata(dir)
-            .map_err(|e| format!("cannot read the compile cache {shown}: {e}"))?
-            .permissions()
-            .mode();
+        let metadata = std::fs::metadata(dir).map_err(|e| format!("cannot read the compile cache {shown}: {e}"))?;
+        let owner = metadata.uid();
+        if owner != effective_uid() && owner != 0 {
+            return Err(format!(
+                "the compile cache {shown} belongs to another user (uid {owner}): \
+                 its entries become native code in this server; use a directory of this user's"
+            ));
+        }
+        let mode = metadata.permissions().mode();
         if mode & 0o022 != 0 {
             return Err(format!(
                 "the compile cache {shown} may be written by other users (mode {:o}): \
@@ -122,6 +127,12 @@ impl CompileCache {
         }
         Ok(artifact)
     }
+}
+
+#[allow(unsafe_code)]
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail (POSIX).
+    unsafe { libc::geteuid() }
 }
 
 fn entry_name(engine: &Engine, bytes: &[u8]) -> String {

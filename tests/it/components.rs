@@ -24,6 +24,8 @@ url_path = "/echo/*"
 max_body_bytes = "200MiB"
 timeout_ms = 60000
 fuel = 100000000000
+# None prepared ahead: the disconnect test counts the echo's instances.
+warm_instances = 0
 
 [[applications]]
 file_path = "{{components}}/sleep.wasm"
@@ -88,6 +90,15 @@ fn hello_component_answers_with_chunked_framing_keep_alive_and_head() {
     assert_eq!(head.status, 200);
     assert_eq!(head.header("transfer-encoding"), Some("chunked"));
     assert_eq!(client.get("/hello").status, 200);
+    // Components are prepared at start-up too (warm_instances, default 2).
+    let logs = server.stop();
+    let sleep_stats = logs
+        .lines()
+        .find(|l| l.contains("route stats") && l.contains("GET /sleep"));
+    assert!(
+        sleep_stats.is_some_and(|l| l.contains("requests=0") && l.contains("instances_created=2")),
+        "{logs}"
+    );
 }
 
 #[test]
@@ -468,9 +479,11 @@ fn check_reports_components_and_refuses_what_cannot_serve() {
 fn a_component_from_another_language_runs_unchanged() {
     let python = components_dir().join("python-hello.wasm");
     assert!(python.exists(), "run `bash samples/components/build.sh` first");
+    // The sample config's compile cache: the interpreter compiles once per
+    // build of the samples, not once per test that serves it.
     let server = TestServer::start(
         &format!(
-            "[[applications]]\nfile_path = \"{}\"\nmethod = \"GET\"\nurl_path = \"/py/*\"\nmemory_limit = \"128MiB\"\nfuel = 10000000000\n",
+            "[server]\ncompile_cache_dir = \"{{components}}/compiled\"\n[[applications]]\nfile_path = \"{}\"\nmethod = \"GET\"\nurl_path = \"/py/*\"\nmemory_limit = \"128MiB\"\nfuel = 10000000000\n",
             python.display()
         ),
         &["--shards", "1"],
@@ -524,4 +537,11 @@ fn the_compile_cache_serves_the_next_start_and_survives_a_bad_entry() {
     let (ok, text) = check(&format!("listen_address = \"127.0.0.1:0\"\n{config}"));
     assert!(!ok);
     assert!(text.contains("may be written by other users"), "{text}");
+    // So would a directory of another user (only root can make one here).
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if std::os::unix::fs::chown(&cache, Some(65534), None).is_ok() {
+        let (ok, text) = check(&format!("listen_address = \"127.0.0.1:0\"\n{config}"));
+        assert!(!ok);
+        assert!(text.contains("belongs to another user (uid 65534)"), "{text}");
+    }
 }

@@ -91,6 +91,21 @@ impl ComponentPool {
         self.inner.ready.borrow().len() + self.inner.turns.running()
     }
 
+    /// Prepares `warm_instances` instances, so the first requests do not
+    /// pay for instantiation. Called once when the shard starts.
+    pub async fn warm_up(&self) {
+        let inner = &self.inner;
+        for _ in 0..inner.context.limits.warm_instances {
+            match inner.instantiate().await {
+                Ok(instance) => inner.ready.borrow_mut().push(instance),
+                Err(e) => {
+                    tracing::warn!(route = %inner.context.label, "cannot prepare a warm instance: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
     /// Starts the guest on `request`, whose body arrives through `body`.
     /// Every failure to start is counted and logged here.
     pub async fn start(&self, request: &Request, body: ChannelBody) -> Result<Exchange, InvokeError> {
@@ -157,6 +172,23 @@ impl Inner {
         })
     }
 
+    /// A store with the guest instantiated in it, ahead of any request.
+    async fn instantiate(&self) -> Result<Instance, InvokeError> {
+        let mut instance = self.new_store()?;
+        instance
+            .store
+            .set_fuel(self.context.limits.fuel)
+            .map_err(|e| InvokeError::Instantiate(e.to_string()))?;
+        instance.proxy = Some(self.instantiate_in(&mut instance.store).await?);
+        Ok(instance)
+    }
+
+    async fn instantiate_in(&self, store: &mut Store<ComponentState>) -> Result<Proxy, InvokeError> {
+        let proxy = self.pre.instantiate_async(store).await.map_err(instantiate_error)?;
+        RouteStats::bump(&self.context.stats.instances_created, 1);
+        Ok(proxy)
+    }
+
     /// After a clean return: in reuse mode the instance goes back to `ready`
     /// (request-scoped state ended) until it has served its quota; otherwise
     /// it is dropped and its slot reset for the next instantiation.
@@ -202,15 +234,7 @@ async fn run_guest(
     let call = async {
         let proxy = match instance.proxy.take() {
             Some(proxy) => proxy,
-            None => {
-                let proxy = pool
-                    .pre
-                    .instantiate_async(&mut instance.store)
-                    .await
-                    .map_err(instantiate_error)?;
-                RouteStats::bump(&context.stats.instances_created, 1);
-                proxy
-            }
+            None => pool.instantiate_in(&mut instance.store).await?,
         };
         proxy
             .wasi_http_incoming_handler()
