@@ -55,7 +55,8 @@ impl RoutePool {
     /// Prepares `warm_instances` instances, so the first requests do not
     /// pay for instantiation. Called once when the shard starts.
     pub async fn warm_up(&self) {
-        for _ in 0..self.context.limits.warm_instances {
+        let limits = &self.context.limits;
+        for _ in 0..limits.warm_instances.min(limits.max_concurrency) {
             match Instance::new(&self.engine, &self.guest, &self.context).await {
                 Ok(instance) => self.ready.borrow_mut().push(instance),
                 Err(e) => {

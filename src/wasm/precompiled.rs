@@ -6,13 +6,14 @@
 //! (wasmtime version, compiler settings, memory layout) and the wasm
 //! bytes, so a changed guest or a changed `[server]` engine setting
 //! compiles afresh. Entries are written to a temporary file and renamed,
-//! so a reader never sees half an entry. Loading an entry runs native code
-//! that the directory supplies: a directory of another user, or one that
-//! others may write to, is refused.
+//! so a reader never sees half an entry, and carry a checksum of their
+//! code. Loading an entry runs native code that the directory supplies: a
+//! directory or entry of another user (root excepted), or one that others
+//! may write to, is refused. (The directories above it are not checked.)
 
 use std::hash::{Hash, Hasher};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -77,21 +78,9 @@ impl CompileCache {
             .create(dir)
             .map_err(|e| format!("cannot create the compile cache {shown}: {e}"))?;
         let metadata = std::fs::metadata(dir).map_err(|e| format!("cannot read the compile cache {shown}: {e}"))?;
-        let owner = metadata.uid();
-        if owner != effective_uid() && owner != 0 {
-            return Err(format!(
-                "the compile cache {shown} belongs to another user (uid {owner}): \
-                 its entries become native code in this server; use a directory of this user's"
-            ));
-        }
-        let mode = metadata.permissions().mode();
-        if mode & 0o022 != 0 {
-            return Err(format!(
-                "the compile cache {shown} may be written by other users (mode {:o}): \
-                 its entries become native code in this server; chmod go-w it",
-                mode & 0o777
-            ));
-        }
+        check_owned(&metadata).map_err(|why| {
+            format!("the compile cache {shown} {why}: its entries become native code in this server; use a directory of this user's that only it may write to")
+        })?;
         Ok(CompileCache { dir: dir.to_path_buf() })
     }
 
@@ -101,20 +90,28 @@ impl CompileCache {
     #[allow(unsafe_code)]
     pub fn get_or_compile<A: Artifact>(&self, engine: &Engine, bytes: &[u8], source: &Path) -> Result<A> {
         let entry = self.dir.join(entry_name(engine, bytes));
-        if let Ok(stored) = std::fs::read(&entry) {
-            // SAFETY: entries are written only by `store` below, from
-            // `serialize` on an engine with the same compatibility hash (it
-            // is part of the name), into a directory that only this user
-            // may write to (checked in `open`); wasmtime checks the header
-            // again and refuses an entry of another version or setting.
-            match unsafe { A::deserialize(engine, &stored) } {
-                Ok(artifact) => {
-                    tracing::info!(file = %source.display(), entry = %entry.display(), "{} loaded from the compile cache", A::KIND);
-                    return Ok(artifact);
+        match read_entry(&entry) {
+            Ok(Some(stored)) => {
+                // SAFETY: the entry was written by `store` below, from
+                // `serialize` on an engine with the same compatibility hash
+                // (it is part of the name), into a directory and a file that
+                // only this user (or root) may write to, and its checksum
+                // matches (checked in `open` and `read_entry`); wasmtime
+                // checks the header again and refuses an entry of another
+                // version or setting.
+                match unsafe { A::deserialize(engine, &stored) } {
+                    Ok(artifact) => {
+                        tracing::info!(file = %source.display(), entry = %entry.display(), "{} loaded from the compile cache", A::KIND);
+                        return Ok(artifact);
+                    }
+                    Err(e) => {
+                        tracing::warn!(entry = %entry.display(), "unusable compile cache entry, compiling again: {e:#}")
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(entry = %entry.display(), "unusable compile cache entry, compiling again: {e:#}")
-                }
+            }
+            Ok(None) => {}
+            Err(why) => {
+                tracing::warn!(entry = %entry.display(), "unusable compile cache entry, compiling again: {why}")
             }
         }
         let artifact = A::compile(engine, bytes)?;
@@ -156,15 +153,62 @@ impl Hasher for Digesting {
     }
 }
 
-/// Writes next to `entry`, then renames over it: concurrent starts and
-/// crashes leave either no entry or a whole one.
+/// Writes the entry (checksum, then the compiled code) next to `entry`,
+/// then renames it over: concurrent starts and crashes leave either no
+/// entry or a whole one. The temporary name is unique per process and
+/// write, and never opens an existing file.
 fn store(entry: &Path, data: &[u8]) -> std::io::Result<()> {
-    let partial = entry.with_extension(format!("partial-{}", std::process::id()));
-    let written = std::fs::File::create(&partial)
-        .and_then(|mut file| file.write_all(data).and_then(|()| file.sync_all()))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let partial = entry.with_extension(format!("partial-{}-{nanos}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
+        .and_then(|mut file| {
+            file.write_all(&Sha256::digest(data))?;
+            file.write_all(data)?;
+            file.sync_all()
+        })
         .and_then(|()| std::fs::rename(&partial, entry));
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
     written
+}
+
+/// The compiled code of an entry, if there is one that this user (or
+/// root) owns, no one else may write to, and whose checksum holds.
+fn read_entry(entry: &Path) -> Result<Option<Vec<u8>>, String> {
+    let mut file = match std::fs::File::open(entry) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let metadata = file.metadata().map_err(|e| e.to_string())?;
+    check_owned(&metadata)?;
+    let mut stored = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.read_to_end(&mut stored).map_err(|e| e.to_string())?;
+    const DIGEST: usize = 32;
+    if stored.len() < DIGEST || Sha256::digest(&stored[DIGEST..]).as_slice() != &stored[..DIGEST] {
+        return Err("checksum mismatch (damaged or not ours)".into());
+    }
+    stored.drain(..DIGEST);
+    Ok(Some(stored))
+}
+
+/// Owned by this user or root, and writable by no one else.
+fn check_owned(metadata: &std::fs::Metadata) -> Result<(), String> {
+    let owner = metadata.uid();
+    if owner != effective_uid() && owner != 0 {
+        return Err(format!("belongs to another user (uid {owner})"));
+    }
+    let mode = metadata.permissions().mode();
+    if mode & 0o022 != 0 {
+        return Err(format!("may be written by other users (mode {:o})", mode & 0o777));
+    }
+    Ok(())
 }

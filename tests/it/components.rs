@@ -526,9 +526,13 @@ fn the_compile_cache_serves_the_next_start_and_survives_a_bad_entry() {
 
     serve_once("component loaded from the compile cache");
 
-    // A damaged entry is compiled again and replaced, never trusted.
-    std::fs::write(&stored[0], b"not a compiled component").unwrap();
-    serve_once("unusable compile cache entry");
+    // A damaged entry (one flipped bit in its code) is compiled again and
+    // replaced, never run.
+    let mut entry = std::fs::read(&stored[0]).unwrap();
+    let middle = entry.len() / 2;
+    entry[middle] ^= 1;
+    std::fs::write(&stored[0], &entry).unwrap();
+    serve_once("checksum mismatch");
     assert!(std::fs::read(&stored[0]).unwrap().len() > 1000);
     serve_once("component loaded from the compile cache");
 

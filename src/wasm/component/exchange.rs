@@ -53,7 +53,9 @@ struct Inner {
     context: Rc<RouteContext>,
     turns: Turns,
     http: Rc<ShardHttp>,
-    /// Instances that returned cleanly, waiting for a request (reuse mode).
+    /// Instantiated and waiting for a request: prepared at start-up
+    /// (`warm_instances`, either mode) or returned after a clean request
+    /// (reuse mode).
     ready: RefCell<Vec<Instance>>,
 }
 
@@ -95,7 +97,8 @@ impl ComponentPool {
     /// pay for instantiation. Called once when the shard starts.
     pub async fn warm_up(&self) {
         let inner = &self.inner;
-        for _ in 0..inner.context.limits.warm_instances {
+        let limits = &inner.context.limits;
+        for _ in 0..limits.warm_instances.min(limits.max_concurrency) {
             match inner.instantiate().await {
                 Ok(instance) => inner.ready.borrow_mut().push(instance),
                 Err(e) => {
@@ -221,7 +224,7 @@ type Handles = (
     wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostResponseOutparam>,
 );
 
-/// The guest's whole run: instantiate unless reused, call `handle`,
+/// The guest's whole run: instantiate unless warm or reused, call `handle`,
 /// classify the end. Holds the route turn until the guest is done.
 async fn run_guest(
     pool: Rc<Inner>,
