@@ -28,6 +28,8 @@ pub enum StartupError {
     Signals(std::io::Error),
     #[error("shard {id} failed: {message}")]
     Shard { id: usize, message: String },
+    #[error("{waiting} of {total} shards did not start within {seconds} s")]
+    ShardsStuck { waiting: usize, total: usize, seconds: u64 },
 }
 
 /// A route's guest cannot be loaded; located at the route's `file_path`.

@@ -159,13 +159,23 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
     drop(ready_tx);
 
     let mut failure = None;
-    for _ in 0..handles.len() {
-        match ready_rx.recv() {
+    let deadline = std::time::Instant::now() + SHARD_START_TIMEOUT;
+    for started in 0..handles.len() {
+        let wait = deadline.saturating_duration_since(std::time::Instant::now());
+        match ready_rx.recv_timeout(wait) {
             Ok(Ok(())) => {}
             Ok(Err(message)) => {
                 failure.get_or_insert(message);
             }
-            Err(_) => {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // A stuck shard cannot be joined: leave, the exit ends it.
+                return Err(StartupError::ShardsStuck {
+                    waiting: handles.len() - started,
+                    total: handles.len(),
+                    seconds: SHARD_START_TIMEOUT.as_secs(),
+                });
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 failure.get_or_insert_with(|| "a shard exited during start-up".to_string());
                 break;
             }
@@ -181,6 +191,10 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long shards may take to start (executor, pools, warm instances)
+/// before the server gives up instead of waiting for ever.
+const SHARD_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// One SIGUSR1 flag per shard: each shard clears its own after logging.
 fn report_flag() -> Result<Arc<AtomicBool>, StartupError> {

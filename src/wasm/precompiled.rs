@@ -168,10 +168,10 @@ fn store(entry: &Path, data: &[u8]) -> std::io::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(&partial)
+        // No fsync: a torn entry after a crash fails its checksum.
         .and_then(|mut file| {
             file.write_all(&Sha256::digest(data))?;
-            file.write_all(data)?;
-            file.sync_all()
+            file.write_all(data)
         })
         .and_then(|()| std::fs::rename(&partial, entry));
     if written.is_err() {
