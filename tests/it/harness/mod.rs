@@ -128,7 +128,7 @@ impl TestServer {
                     _dir: dir,
                 })
             }
-            None => Err(process.stderr.all()),
+            None => Err(format!("{}{}", process.stderr.all(), thread_report(process.pid()))),
         }
     }
 
@@ -150,6 +150,34 @@ impl TestServer {
         self.process.terminate(Duration::from_secs(15));
         self.process.stderr.all()
     }
+}
+
+/// What each thread of a server that is still running is doing (name,
+/// state, kernel wait channel and stack where readable): for a start that
+/// hangs, the next person needs to know where.
+fn thread_report(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return String::new();
+    };
+    let mut report = String::from("\n--- threads of the server, still running:\n");
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let stat = read("stat");
+        let state = stat
+            .rsplit(") ")
+            .next()
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or("?");
+        report += &format!(
+            "{} {} state={state} wchan={}\n{}",
+            task.file_name().to_string_lossy(),
+            read("comm").trim(),
+            read("wchan").trim(),
+            read("stack")
+        );
+    }
+    report
 }
 
 pub fn server_binary() -> &'static Path {
