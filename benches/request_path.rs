@@ -70,7 +70,7 @@ fn pool(shared: &Shared, path: &str) -> RoutePool {
     let HandlerSpec::Wasm(spec) = &route.handler else {
         panic!("{path} is not wasm")
     };
-    let guest = shared.guests[index].clone().expect("guest loaded");
+    let guest = shared.guests[index].as_ref().expect("guest loaded");
     shared
         .runtime
         .module_pool(guest, route.label(), spec)

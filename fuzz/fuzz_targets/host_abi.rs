@@ -67,7 +67,7 @@ thread_local! {
         let shared = shared();
         let route = &shared.config.routes[0];
         let HandlerSpec::Wasm(spec) = &route.handler else { unreachable!("a wasm route") };
-        let guest = shared.guests[0].clone().expect("guest");
+        let guest = shared.guests[0].as_ref().expect("guest");
         Box::leak(Box::new(shared.runtime.module_pool(guest, route.label(), spec).expect("a core module")))
     };
 }

@@ -19,7 +19,8 @@ mod shard;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, HandlerSpec};
 use crate::error::{GuestError, StartupError};
@@ -159,15 +160,15 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
     drop(ready_tx);
 
     let mut failure = None;
-    let deadline = std::time::Instant::now() + SHARD_START_TIMEOUT;
+    let deadline = Instant::now() + SHARD_START_TIMEOUT;
     for started in 0..handles.len() {
-        let wait = deadline.saturating_duration_since(std::time::Instant::now());
+        let wait = deadline.saturating_duration_since(Instant::now());
         match ready_rx.recv_timeout(wait) {
             Ok(Ok(())) => {}
             Ok(Err(message)) => {
                 failure.get_or_insert(message);
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            Err(RecvTimeoutError::Timeout) => {
                 // A stuck shard cannot be joined: leave, the exit ends it.
                 return Err(StartupError::ShardsStuck {
                     waiting: handles.len() - started,
@@ -175,7 +176,7 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
                     seconds: SHARD_START_TIMEOUT.as_secs(),
                 });
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err(RecvTimeoutError::Disconnected) => {
                 failure.get_or_insert_with(|| "a shard exited during start-up".to_string());
                 break;
             }
@@ -194,7 +195,7 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
 
 /// How long shards may take to start (executor, pools, warm instances)
 /// before the server gives up instead of waiting for ever.
-const SHARD_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+const SHARD_START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One SIGUSR1 flag per shard: each shard clears its own after logging.
 fn report_flag() -> Result<Arc<AtomicBool>, StartupError> {

@@ -145,7 +145,7 @@ impl Shard {
             .zip(&shared.guests)
             .map(|(route, guest)| match (&route.handler, guest) {
                 (HandlerSpec::Wasm(spec), Some(guest)) => {
-                    Handler::Wasm(shared.runtime.pool(guest.clone(), route.label(), spec, &outbound_http))
+                    Handler::Wasm(shared.runtime.pool(guest, route.label(), spec, &outbound_http))
                 }
                 (HandlerSpec::Static(spec), _) => Handler::Static(static_response(spec)),
                 // prepare() loads a guest for every wasm route.

@@ -108,8 +108,8 @@ impl Runtime {
     }
 
     /// A shard's pool for one route.
-    pub fn pool(&self, guest: Arc<Guest>, label: String, spec: &WasmSpec, http: &Rc<ShardHttp>) -> GuestPool {
-        match &*guest {
+    pub fn pool(&self, guest: &Guest, label: String, spec: &WasmSpec, http: &Rc<ShardHttp>) -> GuestPool {
+        match guest {
             Guest::Module(module) => GuestPool::Module(RoutePool::new(&self.engine, module, label, spec)),
             Guest::Component(component) => {
                 GuestPool::Component(ComponentPool::new(&self.engine, component, label, spec, http))
@@ -119,8 +119,8 @@ impl Runtime {
 
     /// The pool of a core-module route (benchmarks and fuzzing drive one
     /// directly); `None` for a component.
-    pub fn module_pool(&self, guest: Arc<Guest>, label: String, spec: &WasmSpec) -> Option<RoutePool> {
-        match &*guest {
+    pub fn module_pool(&self, guest: &Guest, label: String, spec: &WasmSpec) -> Option<RoutePool> {
+        match guest {
             Guest::Module(module) => Some(RoutePool::new(&self.engine, module, label, spec)),
             Guest::Component(_) => None,
         }

@@ -87,27 +87,12 @@ impl CompileCache {
     /// The compiled guest for `bytes`: from the cache if it holds it, else
     /// compiled and stored. A cache that cannot be read or written only
     /// costs the compilation (and a warning).
-    #[allow(unsafe_code)]
     pub fn get_or_compile<A: Artifact>(&self, engine: &Engine, bytes: &[u8], source: &Path) -> Result<A> {
         let entry = self.dir.join(entry_name(engine, bytes));
-        match read_entry(&entry) {
-            Ok(Some(stored)) => {
-                // SAFETY: the entry was written by `store` below, from
-                // `serialize` on an engine with the same compatibility hash
-                // (it is part of the name), into a directory and a file that
-                // only this user (or root) may write to, and its checksum
-                // matches (checked in `open` and `read_entry`); wasmtime
-                // checks the header again and refuses an entry of another
-                // version or setting.
-                match unsafe { A::deserialize(engine, &stored) } {
-                    Ok(artifact) => {
-                        tracing::info!(file = %source.display(), entry = %entry.display(), "{} loaded from the compile cache", A::KIND);
-                        return Ok(artifact);
-                    }
-                    Err(e) => {
-                        tracing::warn!(entry = %entry.display(), "unusable compile cache entry, compiling again: {e:#}")
-                    }
-                }
+        match load::<A>(engine, &entry) {
+            Ok(Some(artifact)) => {
+                tracing::info!(file = %source.display(), entry = %entry.display(), "{} loaded from the compile cache", A::KIND);
+                return Ok(artifact);
             }
             Ok(None) => {}
             Err(why) => {
@@ -115,15 +100,35 @@ impl CompileCache {
             }
         }
         let artifact = A::compile(engine, bytes)?;
-        match artifact.serialize().map(|data| store(&entry, &data)) {
-            Ok(Ok(())) => {
+        let stored = artifact
+            .serialize()
+            .map_err(|e| format!("cannot serialize: {e:#}"))
+            .and_then(|data| store(&entry, &data).map_err(|e| format!("cannot write: {e}")));
+        match stored {
+            Ok(()) => {
                 tracing::info!(file = %source.display(), entry = %entry.display(), "{} compiled and cached", A::KIND)
             }
-            Ok(Err(e)) => tracing::warn!(entry = %entry.display(), "cannot write to the compile cache: {e}"),
-            Err(e) => tracing::warn!(file = %source.display(), "cannot serialize for the compile cache: {e:#}"),
+            Err(why) => tracing::warn!(entry = %entry.display(), "compile cache not updated: {why}"),
         }
         Ok(artifact)
     }
+}
+
+/// The compiled guest in `entry`, if there is a usable one.
+#[allow(unsafe_code)]
+fn load<A: Artifact>(engine: &Engine, entry: &Path) -> std::result::Result<Option<A>, String> {
+    let Some(stored) = read_entry(entry)? else {
+        return Ok(None);
+    };
+    // SAFETY: the entry was written by `store`, from `serialize` on an
+    // engine with the same compatibility hash (it is part of the name),
+    // into a directory and a file that only this user (or root) may write
+    // to, and its checksum matches (checked in `open` and `read_entry`);
+    // wasmtime checks the header again and refuses an entry of another
+    // version or setting.
+    unsafe { A::deserialize(engine, &stored) }
+        .map(Some)
+        .map_err(|e| format!("{e:#}"))
 }
 
 #[allow(unsafe_code)]

@@ -290,16 +290,18 @@ async fn send_response(
     loop {
         match out.when_ready(body.next()).await? {
             None if exchange.guest_failed().await => {
-                tracing::warn!("response body cut short: the guest failed before finishing it");
-                out.flush().await?;
-                return Ok(Sent::Truncated);
+                return out
+                    .cut_short(format_args!("the guest failed before finishing it"))
+                    .await;
             }
             // wasi-http holds a guest to its content-length; this only
             // keeps a body that ended early from passing as complete.
             None if matches!(framing, BodyFraming::Length(n) if n != written) => {
-                tracing::warn!(written, "response body cut short: it ended before its content-length");
-                out.flush().await?;
-                return Ok(Sent::Truncated);
+                return out
+                    .cut_short(format_args!(
+                        "it ended after {written} bytes, before its content-length"
+                    ))
+                    .await;
             }
             None => break,
             Some(Ok(BodyPart::Data(data))) if chunked => write_chunk(out.buffer, &data),
@@ -309,9 +311,9 @@ async fn send_response(
             }
             Some(Ok(BodyPart::Trailers(fields))) => trailers = fields,
             Some(Err(e)) => {
-                tracing::warn!("response body cut short: the guest failed while writing it: {e}");
-                out.flush().await?;
-                return Ok(Sent::Truncated);
+                return out
+                    .cut_short(format_args!("the guest failed while writing it: {e}"))
+                    .await;
             }
         }
         if out.buffer.len() >= super::FLUSH_AT {
@@ -338,6 +340,14 @@ impl Output<'_> {
             self.buffer.clear();
         }
         Ok(())
+    }
+
+    /// Ends the response where it stands: what was written goes out, the
+    /// connection then closes, so the client sees an incomplete message.
+    async fn cut_short(&mut self, why: std::fmt::Arguments<'_>) -> io::Result<Sent> {
+        tracing::warn!("response body cut short: {why}");
+        self.flush().await?;
+        Ok(Sent::Truncated)
     }
 
     /// Awaits `next`, writing out what is buffered first if it is not

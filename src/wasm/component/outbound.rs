@@ -115,7 +115,8 @@ impl ShardHttp {
 pub struct OutboundHooks {
     route: ShardLocal<Rc<RouteContext>>,
     http: Option<ShardLocal<Rc<ShardHttp>>>,
-    /// The client tasks of this request: dropped (cancelled) with the store.
+    /// The client tasks of this request: dropped (cancelled) with the store,
+    /// or when a reused instance's request ends.
     tasks: ShardLocal<Vec<glommio::Task<()>>>,
 }
 
@@ -128,9 +129,7 @@ impl OutboundHooks {
             tasks: ShardLocal::new(Vec::new()),
         }
     }
-}
 
-impl OutboundHooks {
     /// Ends a request on a reused instance: its client tasks are cancelled,
     /// and the next request may open `max_backend_connections` again.
     pub fn end_request(&mut self) {
