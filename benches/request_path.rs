@@ -18,12 +18,13 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use serverless_wasm::config::{self, HandlerSpec};
+use serverless_wasm::config;
 use serverless_wasm::http::encode::ResponseMeta;
 use serverless_wasm::http::{Decoder, FramingLimits, Request, Response, write_response};
-use serverless_wasm::router::{Lookup, RouteTable};
+use serverless_wasm::router::{Lookup, Router};
+use serverless_wasm::server::routes::SharedAnswer;
 use serverless_wasm::server::{self, Shared};
-use serverless_wasm::wasm::RoutePool;
+use serverless_wasm::wasm::{Answer, GuestPool, ShardHttp};
 
 const GET: &[u8] =
     b"GET /hello HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n";
@@ -59,22 +60,18 @@ fn config() -> Shared {
     server::prepare(config, 1).expect("bench guests load")
 }
 
-fn pool(shared: &Shared, path: &str) -> RoutePool {
-    let (index, route) = shared
-        .config
+fn pool(shared: &Shared, path: &str) -> GuestPool {
+    let route = shared
+        .generation
         .routes
         .iter()
-        .enumerate()
-        .find(|(_, r)| r.path.to_string() == path)
+        .find(|r| r.path.to_string() == path)
         .expect("route exists");
-    let HandlerSpec::Wasm(spec) = &route.handler else {
+    let SharedAnswer::Guest { guest, spec } = &route.answer else {
         panic!("{path} is not wasm")
     };
-    let guest = shared.guests[index].as_ref().expect("guest loaded");
-    shared
-        .runtime
-        .module_pool(guest, route.label(), spec)
-        .expect("a core-module route")
+    let http = ShardHttp::new().expect("shard runtime");
+    shared.runtime.pool(guest, &route.name, spec, Default::default(), &http)
 }
 
 fn decoded_request() -> Request {
@@ -99,7 +96,7 @@ fn benches(c: &mut Criterion) {
         };
         let mut decoder = Decoder::new(limits);
         let mut request = Request::default();
-        let table = RouteTable::build(&shared.config.routes);
+        let table = Router::build(shared.generation.routes.iter().map(|r| (r.method, r.path.clone(), ())));
         let answer = Response {
             status: 200,
             reason: Vec::new(),
@@ -128,12 +125,14 @@ fn benches(c: &mut Criterion) {
     executor.run(async {
         let mut run = |name: &str, path: &str| {
             let pool = pool(&shared, path);
-            let mut request = Some(decoded_request());
+            let mut request = decoded_request();
             c.bench_function(name, |b| {
                 b.iter(|| {
-                    let (back, result) = futures_lite::future::block_on(pool.handle(request.take().expect("request")));
-                    request = Some(back);
-                    black_box(result.expect("guest answers"))
+                    let answer = futures_lite::future::block_on(pool.handle(&mut request, None));
+                    let Ok(Answer::Whole(response)) = answer else {
+                        panic!("the guest answers whole")
+                    };
+                    black_box(response)
                 })
             });
         };

@@ -158,12 +158,13 @@ def main():
         os.kill(pid, signal.SIGUSR1)
         time.sleep(0.2)
         text = log_path.read_text(errors="replace")
-        states = re.findall(r"shard state shard=(\d+) .*?live_instances=(\d+) engine_instances=(\d+)", text[log_offset:])
+        # Each shard logs "shard stats {json}" on SIGUSR1.
+        states = [json.loads(m) for m in re.findall(r"shard stats (\{.*\})", text[log_offset:])]
         log_offset = len(text)
         sample = {"t": round(time.time() - started, 1), "rss_kib": proc_value(pid, "VmRSS"), "fds": fds(pid),
                   "threads": proc_value(pid, "Threads"),
-                  "live_instances": sum(int(s[1]) for s in states),
-                  "engine_instances": max((int(s[2]) for s in states), default=0)}
+                  "live_instances": sum(s["live_instances"] for s in states),
+                  "engine_instances": max((s["engine_instances"] for s in states), default=0)}
         samples.append(sample)
         print(f"t={sample['t']:>6}s rss={sample['rss_kib'] / 1024:7.1f} MiB fds={sample['fds']:>4} "
               f"instances={sample['live_instances']:>3} threads={sample['threads']}", flush=True)

@@ -28,6 +28,8 @@ pub enum StartupError {
     Signals(std::io::Error),
     #[error("shard {id} failed: {message}")]
     Shard { id: usize, message: String },
+    #[error("a shard exited during start-up")]
+    ShardExited,
     #[error("{waiting} of {total} shards did not start within {seconds} s")]
     ShardsStuck { waiting: usize, total: usize, seconds: u64 },
 }

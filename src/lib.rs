@@ -5,11 +5,13 @@
 //!
 //! - [`config`]: `config.toml` → validated [`config::Config`].
 //! - [`router`]: (method, path) → route.
-//! - [`server`]: start-up, shards (one glommio executor per core, each with
-//!   its own SO_REUSEPORT listener), and the connection loop.
+//! - [`server`]: start-up, the route table generations, shards (one glommio
+//!   executor per core, each with its own SO_REUSEPORT listener), the
+//!   connection loop, and shutdown.
 //! - [`http`]: sans-IO HTTP/1.1 decoding, encoding and canned answers.
-//! - [`wasm`]: the only module that touches wasmtime: engine, guest ABI,
-//!   instance pools, fuel-metered invocation, guest TCP.
+//! - [`wasm`]: the only module that touches wasmtime: a facade over the two
+//!   guest kinds (core modules, `wasi:http` components).
+//! - [`stats`]: every counter, per shard and per route.
 //! - [`error`]: start-up errors.
 //!
 //! `docs/architecture.md` follows one request through a shard.
@@ -21,4 +23,5 @@ pub mod error;
 pub mod http;
 pub mod router;
 pub mod server;
+pub mod stats;
 pub mod wasm;

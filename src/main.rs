@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use serverless_wasm::config::{self, Config, HandlerSpec, InstancePolicy};
+use serverless_wasm::config::{self, Config, InstancePolicy};
+use serverless_wasm::server::routes::SharedAnswer;
 use serverless_wasm::server::{self, Shared};
-use serverless_wasm::wasm::Guest;
 
 /// Runs sandboxed WebAssembly request handlers, one pinned shard per CPU.
 #[derive(Parser)]
@@ -131,33 +131,35 @@ fn print_summary(shared: &Shared, placement: &[usize]) {
         placement.len(),
         placement
     );
-    println!("{} route(s):", config.routes.len());
-    for (route, guest) in config.routes.iter().zip(&shared.guests) {
-        match (&route.handler, guest) {
-            (HandlerSpec::Static(s), _) => {
+    let routes = &shared.generation.routes;
+    println!("{} route(s):", routes.len());
+    for route in routes {
+        match &route.answer {
+            SharedAnswer::Static(response) => {
+                let content_type = response.headers.first().map(|(_, v)| String::from_utf8_lossy(v));
                 println!(
                     "  {:<28} static  status {}, {} bytes, {}",
-                    route.label(),
-                    s.status,
-                    s.body.len(),
-                    s.content_type
+                    route.name,
+                    response.status,
+                    response.body.len(),
+                    content_type.unwrap_or_default()
                 );
             }
-            (HandlerSpec::Wasm(w), Some(guest)) => {
+            SharedAnswer::Guest { guest, spec: w } => {
                 let instance = match w.limits.instance {
                     InstancePolicy::Fresh => "fresh".to_string(),
                     InstancePolicy::Reuse { max_requests } => {
                         format!("reuse (max {max_requests} requests)")
                     }
                 };
-                // A component's entry point is fixed by its world.
-                let entry = match &**guest {
-                    Guest::Module(_) => format!(" export {:?}", w.function),
-                    Guest::Component(_) => String::new(),
+                let entry = if guest.has_named_entry() {
+                    format!(" export {:?}", w.function)
+                } else {
+                    String::new()
                 };
                 println!(
                     "  {:<28} wasm    {}{}: {}; instance {}, fuel {}, memory {} KiB, timeout {} ms, outbound {}",
-                    route.label(),
+                    route.name,
                     w.file.display(),
                     entry,
                     guest.kind(),
@@ -176,9 +178,6 @@ fn print_summary(shared: &Shared, placement: &[usize]) {
                             .join(" ")
                     }
                 );
-            }
-            (HandlerSpec::Wasm(_), None) => {
-                println!("  {:<28} wasm    (not loaded)", route.label())
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Routing: (method, path) → the index of the route that answers it.
+//! Routing: (method, path) → the route that answers it.
 //!
 //! Exact paths win over prefix routes; among prefix routes the longest
 //! prefix wins. `HEAD` is answered by the `GET` route of the same path
@@ -7,16 +7,16 @@
 
 use std::collections::HashMap;
 
-use crate::config::{RoutePath, RouteSpec};
+use crate::config::RoutePath;
 use crate::http::Method;
 
 /// The result of a lookup.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Lookup<'a> {
-    /// The route's index in the config; `head_only` when a HEAD request is
-    /// answered by a GET route.
+pub enum Lookup<'a, R> {
+    /// The route; `head_only` when a HEAD request is answered by a GET
+    /// route.
     Found {
-        route: usize,
+        route: &'a R,
         head_only: bool,
     },
     MethodNotAllowed {
@@ -25,7 +25,7 @@ pub enum Lookup<'a> {
     NotFound,
 }
 
-/// Methods of one path, each with its route index.
+/// Methods of one path, each with its route's position in `Router::routes`.
 #[derive(Debug, Default)]
 struct PathRoutes {
     by_method: Vec<(Method, usize)>,
@@ -44,75 +44,83 @@ impl PathRoutes {
         self.allow = methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
     }
 
-    fn find(&self, method: Method) -> Lookup<'_> {
+    /// The position of the route for `method`, or the `Allow` list.
+    fn find(&self, method: Method) -> Result<(usize, bool), &str> {
         let exact = self.by_method.iter().find(|(m, _)| *m == method);
         match exact {
-            Some((_, route)) => Lookup::Found {
-                route: *route,
-                head_only: method == Method::Head,
-            },
+            Some((_, route)) => Ok((*route, method == Method::Head)),
             None if method == Method::Head => match self.by_method.iter().find(|(m, _)| *m == Method::Get) {
-                Some((_, route)) => Lookup::Found {
-                    route: *route,
-                    head_only: true,
-                },
-                None => Lookup::MethodNotAllowed { allow: &self.allow },
+                Some((_, route)) => Ok((*route, true)),
+                None => Err(&self.allow),
             },
-            None => Lookup::MethodNotAllowed { allow: &self.allow },
+            None => Err(&self.allow),
         }
     }
 }
 
-/// Read-only after start-up; each shard reads it without locks.
-#[derive(Debug, Default)]
-pub struct RouteTable {
+/// Routes of type `R` by method and path. Immutable once built: a new
+/// configuration builds a new router.
+#[derive(Debug)]
+pub struct Router<R> {
+    routes: Vec<R>,
     exact: HashMap<Vec<u8>, PathRoutes>,
     /// Longest prefix first.
     prefixes: Vec<(Vec<u8>, PathRoutes)>,
 }
 
-impl RouteTable {
-    /// Builds the table. Duplicates were refused by config validation.
-    pub fn build(routes: &[RouteSpec]) -> RouteTable {
-        let mut table = RouteTable::default();
-        for (index, route) in routes.iter().enumerate() {
-            match &route.path {
-                RoutePath::Exact(path) => {
-                    table
-                        .exact
-                        .entry(path.as_bytes().to_vec())
-                        .or_default()
-                        .add(route.method, index);
-                }
+impl<R> Router<R> {
+    /// Builds the router. Duplicates were refused by config validation.
+    pub fn build(entries: impl IntoIterator<Item = (Method, RoutePath, R)>) -> Router<R> {
+        let mut router = Router {
+            routes: Vec::new(),
+            exact: HashMap::new(),
+            prefixes: Vec::new(),
+        };
+        for (method, path, route) in entries {
+            let position = router.routes.len();
+            router.routes.push(route);
+            let methods = match path {
+                RoutePath::Exact(path) => router.exact.entry(path.into_bytes()).or_default(),
                 RoutePath::Prefix(prefix) => {
-                    let bytes = prefix.as_bytes();
-                    match table.prefixes.iter_mut().find(|(p, _)| p == bytes) {
-                        Some((_, routes)) => routes.add(route.method, index),
+                    let bytes = prefix.into_bytes();
+                    let i = match router.prefixes.iter().position(|(p, _)| *p == bytes) {
+                        Some(i) => i,
                         None => {
-                            let mut routes = PathRoutes::default();
-                            routes.add(route.method, index);
-                            table.prefixes.push((bytes.to_vec(), routes));
+                            router.prefixes.push((bytes, PathRoutes::default()));
+                            router.prefixes.len() - 1
                         }
-                    }
+                    };
+                    &mut router.prefixes[i].1
                 }
-            }
+            };
+            methods.add(method, position);
         }
-        table
+        router
             .prefixes
             .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
-        table
+        router
     }
 
-    pub fn lookup(&self, method: Method, path: &[u8]) -> Lookup<'_> {
-        if let Some(routes) = self.exact.get(path) {
-            return routes.find(method);
+    pub fn lookup(&self, method: Method, path: &[u8]) -> Lookup<'_, R> {
+        let methods = self.exact.get(path).or_else(|| {
+            self.prefixes
+                .iter()
+                .find(|(prefix, _)| prefix_matches(prefix, path))
+                .map(|(_, methods)| methods)
+        });
+        match methods.map(|m| m.find(method)) {
+            Some(Ok((position, head_only))) => Lookup::Found {
+                route: &self.routes[position],
+                head_only,
+            },
+            Some(Err(allow)) => Lookup::MethodNotAllowed { allow },
+            None => Lookup::NotFound,
         }
-        for (prefix, routes) in &self.prefixes {
-            if prefix_matches(prefix, path) {
-                return routes.find(method);
-            }
-        }
-        Lookup::NotFound
+    }
+
+    /// Every route, in configuration order.
+    pub fn routes(&self) -> &[R] {
+        &self.routes
     }
 }
 
@@ -125,84 +133,43 @@ fn prefix_matches(prefix: &[u8], path: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{HandlerSpec, Location, StaticSpec};
 
-    fn route(method: Method, path: &str) -> RouteSpec {
-        let path = match path.strip_suffix("/*") {
-            Some(p) => RoutePath::Prefix(p.to_string()),
-            None => RoutePath::Exact(path.to_string()),
-        };
-        RouteSpec {
-            index: 0,
-            method,
-            path,
-            handler: HandlerSpec::Static(StaticSpec {
-                status: 200,
-                content_type: String::new(),
-                body: String::new(),
-            }),
-            max_body_bytes: 0,
-            at: Location::default(),
-        }
+    /// A router whose routes are their own position.
+    fn router(routes: &[(Method, &str)]) -> Router<usize> {
+        Router::build(routes.iter().enumerate().map(|(i, (method, path))| {
+            let path = match path.strip_suffix("/*") {
+                Some(p) => RoutePath::Prefix(p.to_string()),
+                None => RoutePath::Exact(path.to_string()),
+            };
+            (*method, path, i)
+        }))
+    }
+
+    fn found(route: &usize, head_only: bool) -> Lookup<'_, usize> {
+        Lookup::Found { route, head_only }
     }
 
     #[test]
     fn exact_prefix_head_and_405() {
-        let table = RouteTable::build(&[
-            route(Method::Get, "/hello"),
-            route(Method::Post, "/hello"),
-            route(Method::Get, "/static/*"),
-            route(Method::Get, "/static/deep/*"),
-            route(Method::Put, "/static/exact"),
+        let table = router(&[
+            (Method::Get, "/hello"),
+            (Method::Post, "/hello"),
+            (Method::Get, "/static/*"),
+            (Method::Get, "/static/deep/*"),
+            (Method::Put, "/static/exact"),
         ]);
-        assert_eq!(
-            table.lookup(Method::Get, b"/hello"),
-            Lookup::Found {
-                route: 0,
-                head_only: false
-            }
-        );
-        assert_eq!(
-            table.lookup(Method::Post, b"/hello"),
-            Lookup::Found {
-                route: 1,
-                head_only: false
-            }
-        );
-        assert_eq!(
-            table.lookup(Method::Head, b"/hello"),
-            Lookup::Found {
-                route: 0,
-                head_only: true
-            }
-        );
+        assert_eq!(table.lookup(Method::Get, b"/hello"), found(&0, false));
+        assert_eq!(table.lookup(Method::Post, b"/hello"), found(&1, false));
+        assert_eq!(table.lookup(Method::Head, b"/hello"), found(&0, true));
         assert_eq!(
             table.lookup(Method::Delete, b"/hello"),
             Lookup::MethodNotAllowed {
                 allow: "GET, HEAD, POST"
             }
         );
-        assert_eq!(
-            table.lookup(Method::Get, b"/static"),
-            Lookup::Found {
-                route: 2,
-                head_only: false
-            }
-        );
-        assert_eq!(
-            table.lookup(Method::Get, b"/static/a/b"),
-            Lookup::Found {
-                route: 2,
-                head_only: false
-            }
-        );
-        assert_eq!(
-            table.lookup(Method::Get, b"/static/deep/x"),
-            Lookup::Found {
-                route: 3,
-                head_only: false
-            }
-        );
+        assert_eq!(table.lookup(Method::Get, b"/static"), found(&2, false));
+        assert_eq!(table.lookup(Method::Get, b"/static/a/b"), found(&2, false));
+        assert_eq!(table.lookup(Method::Get, b"/static/deep/x"), found(&3, false));
         assert_eq!(table.lookup(Method::Get, b"/staticfoo"), Lookup::NotFound);
         assert_eq!(
             table.lookup(Method::Get, b"/static/exact"),
@@ -215,24 +182,13 @@ mod tests {
                 allow: "GET, HEAD, POST"
             }
         );
+        assert_eq!(table.routes(), &[0, 1, 2, 3, 4]);
     }
 
     #[test]
     fn root_prefix_matches_everything() {
-        let table = RouteTable::build(&[route(Method::Get, "/*")]);
-        assert_eq!(
-            table.lookup(Method::Get, b"/"),
-            Lookup::Found {
-                route: 0,
-                head_only: false
-            }
-        );
-        assert_eq!(
-            table.lookup(Method::Get, b"/any/thing"),
-            Lookup::Found {
-                route: 0,
-                head_only: false
-            }
-        );
+        let table = router(&[(Method::Get, "/*")]);
+        assert_eq!(table.lookup(Method::Get, b"/"), found(&0, false));
+        assert_eq!(table.lookup(Method::Get, b"/any/thing"), found(&0, false));
     }
 }

@@ -9,10 +9,11 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use serverless_wasm::config::{self, HandlerSpec};
+use serverless_wasm::config;
 use serverless_wasm::http::{Decoder, FramingLimits, Request};
+use serverless_wasm::server::routes::SharedAnswer;
 use serverless_wasm::server::{self, Shared};
-use serverless_wasm::wasm::RoutePool;
+use serverless_wasm::wasm::{GuestPool, ShardHttp};
 
 /// An echo backend the guest may connect to (op 15), on a thread.
 fn backend() -> String {
@@ -63,12 +64,12 @@ thread_local! {
     static EXECUTOR: glommio::LocalExecutor =
         glommio::LocalExecutorBuilder::default().io_memory(1 << 20).make().expect("executor");
     /// Leaked so requests can borrow it across awaits; one per fuzzing thread.
-    static POOL: &'static RoutePool = {
+    static POOL: &'static GuestPool = {
         let shared = shared();
-        let route = &shared.config.routes[0];
-        let HandlerSpec::Wasm(spec) = &route.handler else { unreachable!("a wasm route") };
-        let guest = shared.guests[0].as_ref().expect("guest");
-        Box::leak(Box::new(shared.runtime.module_pool(guest, route.label(), spec).expect("a core module")))
+        let route = &shared.generation.routes[0];
+        let SharedAnswer::Guest { guest, spec } = &route.answer else { unreachable!("a wasm route") };
+        let http = ShardHttp::new().expect("shard runtime");
+        Box::leak(Box::new(shared.runtime.pool(guest, &route.name, spec, Default::default(), &http)))
     };
 }
 
@@ -77,8 +78,8 @@ fuzz_target!(|data: &[u8]| {
     let pool = POOL.with(|pool| *pool);
     EXECUTOR.with(|executor| {
         executor.run(async move {
-            let (_request, result) = pool.handle(request).await;
-            if let Err(e) = result {
+            let mut request = request;
+            if let Err(e) = pool.handle(&mut request, None).await {
                 // Every failure maps to a status the server can send.
                 assert!([500, 503, 504].contains(&e.status()), "{e}");
             }

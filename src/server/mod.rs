@@ -1,75 +1,77 @@
 //! Start-up and the shards.
 //!
 //! [`prepare`] does all the expensive, fallible work once, on the main
-//! thread: compile and check every guest, build the route table. [`run`]
-//! binds one SO_REUSEPORT socket per shard, starts one pinned glommio
-//! executor per shard, waits until all are serving, and then waits for them
-//! to stop (SIGTERM/SIGINT drains them).
+//! thread: compile and check every guest, build the first route table
+//! generation. [`run`] binds one SO_REUSEPORT socket per shard, starts one
+//! pinned glommio executor per shard, waits until all are serving, and then
+//! waits for them to stop (SIGTERM/SIGINT drains them).
 //!
 //! - `listener`: binding the per-shard sockets.
+//! - `routes`: the route table, one generation shared by all shards and
+//!   each shard's own pools for it.
 //! - `shard`: one executor's state and its accept loop.
 //! - `connection`: the HTTP/1.1 loop of one client connection.
+//! - `shutdown`: signals, and the drain of requests in flight.
 //! - `platform`: io_uring check, descriptor limit, CPU list.
 
 mod connection;
 mod listener;
 pub mod platform;
+pub mod routes;
 mod shard;
+mod shutdown;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, HandlerSpec};
 use crate::error::{GuestError, StartupError};
-use crate::router::RouteTable;
-use crate::wasm::{CompileCache, Guest, ModuleCache, Runtime};
+use crate::wasm::{CompileCache, ModuleCache, Runtime};
+use routes::{Generation, SharedRoute};
+use shutdown::Signals;
 
 /// Everything shards share: read-only after [`prepare`].
 pub struct Shared {
+    /// The configuration the server started with; shards read its server
+    /// settings (routes are read through `generation`).
     pub config: Config,
-    pub routes: RouteTable,
-    /// Per route (same index as `config.routes`): its guest, if wasm.
-    pub guests: Vec<Option<Arc<Guest>>>,
     pub runtime: Runtime,
-    /// The decoder's body limit: the largest any route accepts (routes with
-    /// smaller limits check after routing).
-    pub max_body: usize,
+    /// The route table every shard starts with.
+    pub generation: Arc<Generation>,
 }
 
 /// Compiles and checks everything the configuration names, for `shards`.
 pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
     let runtime = Runtime::new(&config.server.engine, shards, &config.routes)
         .map_err(|e| StartupError::Engine(format!("{e:#}")))?;
-    let mut guests = Vec::with_capacity(config.routes.len());
     let disk = match &config.server.compile_cache_dir {
         Some(dir) => Some(CompileCache::open(dir).map_err(StartupError::CompileCache)?),
         None => None,
     };
     let mut cache = ModuleCache::new(disk);
+    let mut routes = Vec::with_capacity(config.routes.len());
     for route in &config.routes {
-        if let HandlerSpec::Wasm(spec) = &route.handler
-            && spec.outbound.allowed_from_env
-            && !spec.outbound.allowed.is_empty()
-        {
-            let names: Vec<String> = spec.outbound.allowed.iter().map(|e| e.to_string()).collect();
-            tracing::info!(route = %route.label(), "no allowed_outbound: allowing the backend address(es) in its env: {}", names.join(", "));
-        }
         let guest = match &route.handler {
             HandlerSpec::Static(_) => None,
-            HandlerSpec::Wasm(spec) => Some(runtime.load(&route.label(), spec, &mut cache).map_err(|source| {
-                StartupError::Guest(Box::new(GuestError {
-                    path: config.source.clone(),
-                    at: spec.file_at,
-                    key: format!("applications[{}].file_path", route.index),
-                    route: route.label(),
-                    source,
-                }))
-            })?),
+            HandlerSpec::Wasm(spec) => {
+                if spec.outbound.allowed_from_env && !spec.outbound.allowed.is_empty() {
+                    let names: Vec<String> = spec.outbound.allowed.iter().map(|e| e.to_string()).collect();
+                    tracing::info!(route = %route.label(), "no allowed_outbound: allowing the backend address(es) in its env: {}", names.join(", "));
+                }
+                let guest = runtime.load(&route.label(), spec, &mut cache).map_err(|source| {
+                    StartupError::Guest(Box::new(GuestError {
+                        path: config.source.clone(),
+                        at: spec.file_at,
+                        key: format!("applications[{}].file_path", route.index),
+                        route: route.label().to_string(),
+                        source,
+                    }))
+                })?;
+                Some(guest)
+            }
         };
-        guests.push(guest);
+        routes.push(SharedRoute::new(route, guest));
     }
     let max_body = config
         .routes
@@ -78,12 +80,15 @@ pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
         .max()
         .unwrap_or(0)
         .max(config.server.framing.max_body);
-    Ok(Shared {
-        routes: RouteTable::build(&config.routes),
-        config,
-        guests,
-        runtime,
+    let generation = Arc::new(Generation {
+        number: 1,
+        routes,
         max_body,
+    });
+    Ok(Shared {
+        config,
+        runtime,
+        generation,
     })
 }
 
@@ -115,8 +120,7 @@ pub fn plan_shards(
     Ok((0..shards).map(|i| cpus[i % cpus.len()]).collect())
 }
 
-/// Runs the server until a stop signal and a drain. `on_listening` is
-/// called with the bound address once every shard serves.
+/// Runs the server until a stop signal and a drain.
 pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
     platform::check_io_uring().map_err(StartupError::IoUring)?;
     let fd_limit = platform::raise_fd_limit();
@@ -134,13 +138,7 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
             addr: shared.config.listen_address,
             source,
         })?;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    // SIGTERM/SIGINT start a drain; a second one exits at once.
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone()).map_err(StartupError::Signals)?;
-        signal_hook::flag::register(signal, stop.clone()).map_err(StartupError::Signals)?;
-    }
+    let signals = Signals::install()?;
 
     let shared = Arc::new(shared);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -152,10 +150,9 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
             shared: shared.clone(),
             socket,
             ready: ready_tx.clone(),
-            stop: stop.clone(),
-            report: report_flag()?,
+            signals: signals.for_shard()?,
         };
-        handles.push(shard::spawn(start).map_err(|e| StartupError::Shard { id, message: e })?);
+        handles.push(shard::spawn(start).map_err(|message| StartupError::Shard { id, message })?);
     }
     drop(ready_tx);
 
@@ -165,8 +162,8 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
         let wait = deadline.saturating_duration_since(Instant::now());
         match ready_rx.recv_timeout(wait) {
             Ok(Ok(())) => {}
-            Ok(Err(message)) => {
-                failure.get_or_insert(message);
+            Ok(Err((id, message))) => {
+                failure.get_or_insert(StartupError::Shard { id, message });
             }
             Err(RecvTimeoutError::Timeout) => {
                 // A stuck shard cannot be joined: leave, the exit ends it.
@@ -177,17 +174,17 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
                 });
             }
             Err(RecvTimeoutError::Disconnected) => {
-                failure.get_or_insert_with(|| "a shard exited during start-up".to_string());
+                failure.get_or_insert(StartupError::ShardExited);
                 break;
             }
         }
     }
-    if let Some(message) = failure {
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(failure) = failure {
+        signals.stop();
         join_all(handles);
-        return Err(StartupError::Shard { id: 0, message });
+        return Err(failure);
     }
-    log_listening(bound, placement.len());
+    tracing::info!(shards = placement.len(), "listening on {bound}");
     join_all(handles);
     tracing::info!("stopped");
     Ok(())
@@ -197,17 +194,6 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
 /// before the server gives up instead of waiting for ever.
 const SHARD_START_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// One SIGUSR1 flag per shard: each shard clears its own after logging.
-fn report_flag() -> Result<Arc<AtomicBool>, StartupError> {
-    let flag = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone()).map_err(StartupError::Signals)?;
-    Ok(flag)
-}
-
-fn log_listening(bound: SocketAddr, shards: usize) {
-    tracing::info!(shards, "listening on {bound}");
-}
-
 fn join_all(handles: Vec<glommio::ExecutorJoinHandle<()>>) {
     for handle in handles {
         if let Err(e) = handle.join() {
@@ -215,6 +201,3 @@ fn join_all(handles: Vec<glommio::ExecutorJoinHandle<()>>) {
         }
     }
 }
-
-/// How often an idle shard checks the stop flag.
-const STOP_POLL: Duration = Duration::from_millis(50);

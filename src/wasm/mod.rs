@@ -1,31 +1,35 @@
-//! Everything that touches wasmtime lives under this module; the rest of the
-//! server sees [`Runtime`] (built once), [`Guest`] (a route's compiled
-//! guest, shared by all shards), [`RoutePool`] (a route's instances on one
-//! shard) and [`InvokeError`].
+//! Everything that touches wasmtime lives under this module, and the rest
+//! of the server sees only this facade:
 //!
-//! - `engine`: the engine configuration (pooling allocator, fuel, stacks).
-//! - `load`: compile a guest and check it against the ABI at start-up.
-//! - `imported_memory`: rewrite `env.memory` imports into defined memories.
-//! - `abi`: the host functions of module `env` and their signatures.
-//! - `host`: the store data and guest-memory access.
-//! - `net`: guest TCP to backends.
-//! - `route`: per-shard route context and counters.
-//! - `shard_local`: the one `unsafe impl Send`, for shard-local store data.
-//! - `pool`: concurrency and the fresh/reuse recycle policy.
-//! - `invoke`: one call under fuel and a deadline, and its classification.
-//! - `turns`: a route's concurrency bound and wait queue (both kinds).
-//! - `component`: the second guest kind, wasi:http components.
+//! - [`Runtime`]: the engine and the linkers, built once per process;
+//! - [`Guest`]: a route's compiled, checked guest, shared by every shard;
+//! - [`GuestPool`]: a route's instances on one shard, the one handler type
+//!   for every guest kind: it takes a decoded request (and, for a guest
+//!   that streams, the request body as it arrives) and gives an [`Answer`];
+//! - [`Exchange`] and the body channel: a streamed answer in progress;
+//! - [`InvokeError`], [`LoadError`]: what can go wrong, with its status.
+//!
+//! Behind it, one folder per guest kind:
+//! - `module/`: core modules speaking the serverless-wasm ABI;
+//! - `component/`: `wasi:http` components.
+//!
+//! and what both kinds share: `engine` (pooling allocator, fuel, stacks),
+//! `load` (compile through the caches), `precompiled` (the compile cache on
+//! disk), `turns` (a route's concurrency bound and wait queue), `deadline`
+//! (a call under the request's deadline on the shard's timers), `failure`
+//! (how a call fails), `route` (what an instance knows of its route),
+//! `guest_log` (bounded guest logs), `resolve` (backend names, off the
+//! shard) and `shard_local` (the one `unsafe impl Send`).
 
-mod abi;
-pub mod component;
+mod component;
+mod deadline;
 mod engine;
-mod host;
-mod imported_memory;
-mod invoke;
+mod failure;
+mod guest_log;
 mod load;
-mod net;
-mod pool;
+mod module;
 mod precompiled;
+mod resolve;
 mod route;
 mod shard_local;
 mod turns;
@@ -33,70 +37,75 @@ mod turns;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use wasmtime::{Engine, InstancePre, Linker, ModuleExport};
+use wasmtime::Engine;
 
-pub use abi::{ABSENT, HOST_FUNCTIONS};
-pub use invoke::InvokeError;
+pub use component::{BodyEnd, BodyPart, BodySender, ChannelBody, Exchange, ShardHttp, body_channel};
+pub use failure::InvokeError;
 pub use load::{LoadError, ModuleCache};
-pub use net::code as tcp_error;
-pub use pool::RoutePool;
+pub use module::{ABSENT, HOST_FUNCTIONS, tcp_error};
 pub use precompiled::CompileCache;
-pub use route::RouteStats;
-
-use component::{ComponentGuest, ComponentPool, ShardHttp};
 
 use crate::config::{EngineLimits, RouteSpec, WasmSpec};
-use host::HostState;
+use crate::http::{Request, Response};
+use crate::stats::RouteStats;
+use component::{ComponentGuest, ComponentPool};
+use module::{ModuleGuest, ModulePool};
+use route::RouteContext;
 
 /// A route's compiled, checked and pre-linked guest. Immutable and shared
 /// by every shard.
-pub enum Guest {
+pub struct Guest {
+    kind: GuestKind,
+}
+
+enum GuestKind {
     /// A core module speaking the serverless-wasm ABI.
     Module(ModuleGuest),
     /// A component exporting `wasi:http/incoming-handler`.
     Component(ComponentGuest),
 }
 
-#[derive(Clone)]
-pub struct ModuleGuest {
-    pre: InstancePre<HostState>,
-    /// The entry function, resolved once so requests skip the name lookup.
-    entry: ModuleExport,
-    memory: Option<ModuleExport>,
-}
-
 impl Guest {
     /// What `check` reports about the guest.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Guest::Module(_) => "core module (serverless-wasm ABI)",
-            Guest::Component(_) => "wasi:http component (wasi:http/incoming-handler@0.2)",
+        match self.kind {
+            GuestKind::Module(_) => "core module (serverless-wasm ABI)",
+            GuestKind::Component(_) => "wasi:http component (wasi:http/incoming-handler@0.2)",
         }
     }
+
+    /// Whether the route's `function` names its entry point (a component's
+    /// is fixed by its world).
+    pub fn has_named_entry(&self) -> bool {
+        matches!(self.kind, GuestKind::Module(_))
+    }
+}
+
+/// The linkers of both guest kinds.
+struct Linkers {
+    module: wasmtime::Linker<module::HostState>,
+    component: wasmtime::component::Linker<component::ComponentState>,
 }
 
 /// The engine and the host functions, built once per process.
 pub struct Runtime {
     engine: Engine,
-    linker: Linker<HostState>,
-    component_linker: wasmtime::component::Linker<component::state::ComponentState>,
+    linkers: Linkers,
 }
 
 impl Runtime {
     pub fn new(limits: &EngineLimits, shards: usize, routes: &[RouteSpec]) -> Result<Runtime, wasmtime::Error> {
         let engine = engine::build(limits, shards, routes)?;
-        let linker = abi::linker(&engine)?;
-        let component_linker = component::linker(&engine)?;
-        Ok(Runtime {
-            engine,
-            linker,
-            component_linker,
-        })
+        let linkers = Linkers {
+            module: module::linker(&engine)?,
+            component: component::linker(&engine)?,
+        };
+        Ok(Runtime { engine, linkers })
     }
 
     /// Compiles (once per file, through `cache`) and checks one route's guest.
-    pub fn load(&self, label: &str, spec: &WasmSpec, cache: &mut ModuleCache) -> Result<Arc<Guest>, LoadError> {
-        load::load(&self.engine, (&self.linker, &self.component_linker), label, spec, cache)
+    pub fn load(&self, name: &str, spec: &WasmSpec, cache: &mut ModuleCache) -> Result<Arc<Guest>, LoadError> {
+        load::load(&self.engine, &self.linkers, name, spec, cache)
     }
 
     /// Core instances alive in the whole process (all shards), from the
@@ -107,51 +116,85 @@ impl Runtime {
             .map_or(0, |m| m.core_instances())
     }
 
-    /// A shard's pool for one route.
-    pub fn pool(&self, guest: &Guest, label: String, spec: &WasmSpec, http: &Rc<ShardHttp>) -> GuestPool {
-        match guest {
-            Guest::Module(module) => GuestPool::Module(RoutePool::new(&self.engine, module, label, spec)),
-            Guest::Component(component) => {
-                GuestPool::Component(ComponentPool::new(&self.engine, component, label, spec, http))
+    /// A shard's pool for one route, counting into `stats`.
+    pub fn pool(
+        &self,
+        guest: &Guest,
+        name: &str,
+        spec: &WasmSpec,
+        stats: Arc<RouteStats>,
+        http: &Rc<ShardHttp>,
+    ) -> GuestPool {
+        let context = RouteContext::new(name, spec, stats);
+        let kind = match &guest.kind {
+            GuestKind::Module(module) => PoolKind::Module(ModulePool::new(&self.engine, module, context)),
+            GuestKind::Component(component) => {
+                PoolKind::Component(ComponentPool::new(&self.engine, component, context, http))
             }
-        }
-    }
-
-    /// The pool of a core-module route (benchmarks and fuzzing drive one
-    /// directly); `None` for a component.
-    pub fn module_pool(&self, guest: &Guest, label: String, spec: &WasmSpec) -> Option<RoutePool> {
-        match guest {
-            Guest::Module(module) => Some(RoutePool::new(&self.engine, module, label, spec)),
-            Guest::Component(_) => None,
-        }
+        };
+        GuestPool { kind }
     }
 }
 
-/// A route's instances on one shard, by guest kind.
-pub enum GuestPool {
-    Module(RoutePool),
+/// A guest's answer to a request.
+pub enum Answer {
+    /// Complete: the guest built the whole response before it returned.
+    Whole(Response),
+    /// In progress: the head when the guest sets it, then the body as the
+    /// guest writes it.
+    Streamed(Exchange),
+}
+
+/// A route's instances on one shard, whatever the guest's kind.
+pub struct GuestPool {
+    kind: PoolKind,
+}
+
+enum PoolKind {
+    Module(ModulePool),
     Component(ComponentPool),
 }
 
 impl GuestPool {
-    pub fn label(&self) -> &str {
-        match self {
-            GuestPool::Module(pool) => pool.label(),
-            GuestPool::Component(pool) => pool.label(),
+    /// Whether the guest takes the request body as it arrives: then the
+    /// connection hands it over as soon as the head is in, with the body
+    /// channel. Otherwise it wants the request whole.
+    pub fn streams_request_body(&self) -> bool {
+        matches!(self.kind, PoolKind::Component(_))
+    }
+
+    /// Serves one request. `body` carries the request body as it arrives;
+    /// `None` means it is all in `request.body`. The request is left in
+    /// place (its buffers stay with the connection).
+    pub async fn handle(&self, request: &mut Request, body: Option<ChannelBody>) -> Result<Answer, InvokeError> {
+        match &self.kind {
+            PoolKind::Module(pool) => {
+                // A core module reads the body through the ABI, whole.
+                let (back, result) = pool.handle(std::mem::take(request)).await;
+                *request = back;
+                result.map(Answer::Whole)
+            }
+            PoolKind::Component(pool) => {
+                let body = body.unwrap_or_else(|| component::whole_body(std::mem::take(&mut request.body)));
+                pool.start(request, body).await.map(Answer::Streamed)
+            }
         }
     }
 
-    pub fn stats(&self) -> &RouteStats {
-        match self {
-            GuestPool::Module(pool) => pool.stats(),
-            GuestPool::Component(pool) => pool.stats(),
+    /// Prepares the route's `warm_instances`, so the first requests do not
+    /// pay for instantiation.
+    pub async fn warm_up(&self) {
+        match &self.kind {
+            PoolKind::Module(pool) => pool.warm_up().await,
+            PoolKind::Component(pool) => pool.warm_up().await,
         }
     }
 
+    /// Instances alive on this shard for the route: ready plus running.
     pub fn live_instances(&self) -> usize {
-        match self {
-            GuestPool::Module(pool) => pool.live_instances(),
-            GuestPool::Component(pool) => pool.live_instances(),
+        match &self.kind {
+            PoolKind::Module(pool) => pool.live_instances(),
+            PoolKind::Component(pool) => pool.live_instances(),
         }
     }
 }

@@ -1,51 +1,36 @@
-//! What a guest instance knows about its route on its shard, and the
-//! route's per-shard counters.
+//! What a guest instance knows about its route on its shard: read-only
+//! settings, and the route's counters on that shard.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::config::{GuestLimits, OutboundPolicy, WasmSpec};
+use crate::stats::RouteStats;
 
-/// Read-only route settings plus counters, one per route per shard. Host
-/// functions reach it through the store, so nothing on the request path
-/// is shared between shards.
+/// One per route per shard. Host functions reach it through the store, so
+/// nothing on the request path is shared between shards.
 pub struct RouteContext {
-    /// "GET /hello", for logs.
+    /// The route's name, for logs and statistics.
     pub label: String,
     pub env: BTreeMap<String, String>,
     pub limits: GuestLimits,
     pub outbound: OutboundPolicy,
-    pub stats: RouteStats,
+    pub stats: Arc<RouteStats>,
 }
 
 impl RouteContext {
-    pub fn new(label: String, spec: &WasmSpec) -> RouteContext {
+    pub fn new(label: &str, spec: &WasmSpec, stats: Arc<RouteStats>) -> RouteContext {
         RouteContext {
-            label,
+            label: label.to_string(),
             env: spec.env.clone(),
             limits: spec.limits,
             outbound: spec.outbound.clone(),
-            stats: RouteStats::default(),
+            stats,
         }
     }
-}
 
-/// Per-shard, per-route counters (plain cells: one thread writes them).
-/// Kept for the metrics endpoint; tests and the soak read them through the
-/// shutdown summary.
-#[derive(Debug, Default)]
-pub struct RouteStats {
-    pub requests: Cell<u64>,
-    pub fuel_used: Cell<u64>,
-    pub traps: Cell<u64>,
-    pub out_of_fuel: Cell<u64>,
-    pub timeouts: Cell<u64>,
-    pub rejected: Cell<u64>,
-    pub instances_created: Cell<u64>,
-}
-
-impl RouteStats {
-    pub fn bump(cell: &Cell<u64>, by: u64) {
-        cell.set(cell.get().wrapping_add(by));
+    /// For a trial instantiation at start-up: counters nobody reads.
+    pub fn trial(label: &str, spec: &WasmSpec) -> RouteContext {
+        RouteContext::new(label, spec, Arc::default())
     }
 }

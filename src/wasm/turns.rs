@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use glommio::sync::{Semaphore, StaticPermit};
 
-use super::invoke::{InvokeError, with_deadline};
+use super::deadline::with_deadline;
+use super::failure::InvokeError;
 
 pub struct Turns {
     /// `max_concurrency` permits.

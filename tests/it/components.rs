@@ -92,13 +92,9 @@ fn hello_component_answers_with_chunked_framing_keep_alive_and_head() {
     assert_eq!(client.get("/hello").status, 200);
     // Components are prepared at start-up too (warm_instances, default 2).
     let logs = server.stop();
-    let sleep_stats = logs
-        .lines()
-        .find(|l| l.contains("route stats") && l.contains("GET /sleep"));
-    assert!(
-        sleep_stats.is_some_and(|l| l.contains("requests=0") && l.contains("instances_created=2")),
-        "{logs}"
-    );
+    let reports = crate::harness::shard_reports(&logs, crate::harness::STOP_REPORT);
+    let sleep = &reports.first().unwrap_or_else(|| panic!("{logs}"))["routes"]["GET /sleep"];
+    assert_eq!((sleep["requests"].as_u64(), sleep["instances_created"].as_u64()), (Some(0), Some(2)), "{logs}");
 }
 
 #[test]
@@ -192,25 +188,14 @@ fn a_streamed_100_mib_body_comes_back_intact_with_server_memory_bounded() {
     assert!(growth_mib < 48, "server RSS grew by {growth_mib} MiB while streaming");
 }
 
-/// The instance counts of the last SIGUSR1 report, after asking for one.
+/// The instance counts of a fresh SIGUSR1 report (the server has one
+/// shard).
 fn instance_counts(server: &TestServer) -> String {
-    let reports = server.logs().count("shard state");
-    crate::harness::process::signal(server.process.pid(), libc::SIGUSR1);
-    for _ in 0..100 {
-        if server.logs().count("shard state") > reports {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let logs = server.logs().all();
-    let line = logs
-        .lines()
-        .rev()
-        .find(|l| l.contains("shard state"))
-        .unwrap_or_default();
-    let from = line.find("live_instances=").unwrap_or(0);
-    let to = line.find(" requests=").unwrap_or(line.len());
-    line[from..to].to_string()
+    let report = &server.stats(1)[0];
+    format!(
+        "live_instances={} engine_instances={}",
+        report["live_instances"], report["engine_instances"]
+    )
 }
 
 #[test]

@@ -239,8 +239,12 @@ fn two_shards_both_serve() {
     }
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec!["0", "1"]);
     let logs = server.stop();
-    assert!(logs.contains("shard stopped shard=0"), "{logs}");
-    assert!(logs.contains("shard stopped shard=1"), "{logs}");
+    let mut stopped: Vec<u64> = crate::harness::shard_reports(&logs, crate::harness::STOP_REPORT)
+        .iter()
+        .filter_map(|r| r["shard"].as_u64())
+        .collect();
+    stopped.sort();
+    assert_eq!(stopped, vec![0, 1], "{logs}");
 }
 
 #[test]
@@ -313,15 +317,16 @@ fn help_and_version() {
 fn sigusr1_logs_each_shard_s_state() {
     let server = TestServer::start(&sample_config(), &["--shards", "2"]);
     assert_eq!(server.get("/hello").status, 200);
-    crate::harness::process::signal(server.process.pid(), libc::SIGUSR1);
-    for shard in ["shard=0", "shard=1"] {
-        let line = server
-            .logs()
-            .wait_for(&format!("shard state {shard}"), std::time::Duration::from_secs(5));
-        assert!(
-            line.is_some_and(|l| l.contains("live_instances=")),
-            "{}",
-            server.logs().all()
-        );
+    let reports = server.stats(2);
+    for (shard, report) in reports.iter().enumerate() {
+        assert_eq!(report["shard"].as_u64(), Some(shard as u64));
+        assert!(report["live_instances"].is_u64(), "{report}");
+        assert!(report["connections_open"].is_u64(), "{report}");
     }
+    // The request above was answered by one of the shards, under its route.
+    let answered: u64 = reports
+        .iter()
+        .map(|r| r["routes"]["GET /hello"]["responses"]["200"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(answered, 1, "{reports:?}");
 }

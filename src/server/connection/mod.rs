@@ -19,13 +19,14 @@ use std::time::Instant;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use super::shard::{Handler, Shard, ShardStats};
+use super::routes::{Handler, Route, ShardRoutes};
+use super::shard::Shard;
 use crate::http::decode::Phase;
 use crate::http::encode::{ResponseMeta, announces_keep_alive};
 use crate::http::{self, Decoded, Decoder, FramingLimits, HttpError, Request, Response};
 use crate::router::Lookup;
-use crate::wasm::GuestPool;
-use crate::wasm::component::ComponentPool;
+use crate::stats::StatusCounts;
+use crate::wasm::{Answer, GuestPool};
 use duplex::Duplex;
 
 /// Write out pending responses once this much has accumulated, even in the
@@ -38,7 +39,7 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(shard.shared.config.server.timeouts.write));
     let server = &shard.shared.config.server;
     let limits = FramingLimits {
-        max_body: shard.shared.max_body,
+        max_body: shard.routes().generation().max_body,
         ..server.framing
     };
     let read_buffer = server.read_buffer_bytes.max(server.framing.max_head + 1);
@@ -141,12 +142,11 @@ impl<'a> Connection<'a> {
                     if phase_before == Phase::Head && self.decoder.phase() == Phase::Body {
                         // The head is in: the body has its own budget.
                         self.deadline = Some(Instant::now() + self.shard.shared.config.server.timeouts.body);
-                        if let Some(route) = self.streaming_route() {
-                            // A component takes its body as it arrives.
-                            self.shard.request_started();
-                            let next = self.stream_exchange(route, false).await;
-                            self.shard.request_finished();
-                            match next? {
+                        let routes = self.shard.routes();
+                        if let Some(route) = streaming_route(&routes, &self.request) {
+                            // This guest takes its body as it arrives.
+                            let _in_flight = self.shard.request_started();
+                            match self.stream_exchange(route, false).await? {
                                 Next::Close => return Ok(Next::Close),
                                 Next::KeepAlive => continue,
                             }
@@ -160,11 +160,10 @@ impl<'a> Connection<'a> {
                 Ok((used, Decoded::Complete)) => {
                     self.start += used;
                     self.deadline = None;
-                    self.shard.request_started();
+                    let in_flight = self.shard.request_started();
                     let next = self.respond().await;
-                    self.shard.request_finished();
-                    let next = next?;
-                    if let Next::Close = next {
+                    drop(in_flight);
+                    if let Next::Close = next? {
                         return Ok(Next::Close);
                     }
                     if self.output.len() >= FLUSH_AT {
@@ -176,66 +175,54 @@ impl<'a> Connection<'a> {
     }
 
     /// Routes the complete request and appends its response (or, for a
-    /// component, streams it).
+    /// guest that streams, streams it).
     async fn respond(&mut self) -> io::Result<Next> {
         let shard = self.shard;
-        let keep_alive = self.request.keep_alive && !shard.draining();
-        let (route, head_only) = match shard.shared.routes.lookup(self.request.method(), self.request.path()) {
+        let keep_alive = self.request.keep_alive && !shard.drain.draining();
+        let routes = shard.routes();
+        let (route, head_only) = match routes.lookup(self.request.method(), self.request.path()) {
             Lookup::Found { route, head_only } => (route, head_only),
             Lookup::NotFound => {
-                self.write(&http::answers::canned(404), false, keep_alive);
+                self.answer(&shard.stats.unrouted, &http::answers::canned(404), false, keep_alive);
                 return Ok(next(keep_alive));
             }
             Lookup::MethodNotAllowed { allow } => {
                 let answer = http::answers::method_not_allowed(allow);
-                self.write(&answer, false, keep_alive);
+                self.answer(&shard.stats.unrouted, &answer, false, keep_alive);
                 return Ok(next(keep_alive));
             }
         };
-        let spec = &shard.shared.config.routes[route];
-        if self.request.body.len() > spec.max_body_bytes {
-            tracing::info!(route = %spec.label(), limit = spec.max_body_bytes, "413: request body exceeds the route's max_body_bytes");
-            self.write(&http::answers::canned(413), false, keep_alive);
+        let counts = &route.stats.responses;
+        if self.request.body.len() > route.max_body_bytes {
+            tracing::info!(route = %route.name, limit = route.max_body_bytes, "413: request body exceeds the route's max_body_bytes");
+            self.answer(counts, &http::answers::canned(413), false, keep_alive);
             return Ok(next(keep_alive));
         }
-        match &shard.handlers[route] {
-            Handler::Static(response) => self.write(response, head_only, keep_alive),
-            Handler::Wasm(GuestPool::Component(pool)) => {
-                let route = StreamingRoute {
-                    index: route,
-                    head_only,
-                    pool,
-                };
-                return self.stream_exchange(route, true).await;
+        let pool = match &route.handler {
+            Handler::Static(response) => {
+                self.answer(counts, response, head_only, keep_alive);
+                return Ok(next(keep_alive));
             }
-            Handler::Wasm(GuestPool::Module(pool)) => {
-                let request = std::mem::take(&mut self.request);
-                let (request, result) = pool.handle(request).await;
-                self.request = request;
-                match result {
-                    Ok(response) => self.write(&response, head_only, keep_alive),
-                    Err(e) => self.write(&http::answers::canned(e.status()), head_only, keep_alive),
-                }
+            Handler::Guest(pool) if pool.streams_request_body() => {
+                return self.stream_exchange(RoutedRequest { route, pool, head_only }, true).await;
             }
+            Handler::Guest(pool) => pool,
+        };
+        match pool.handle(&mut self.request, None).await {
+            Ok(Answer::Whole(response)) => self.answer(counts, &response, head_only, keep_alive),
+            Ok(Answer::Streamed(exchange)) => {
+                let routed = RoutedRequest { route, pool, head_only };
+                return self.relay(routed, exchange, None, keep_alive).await;
+            }
+            Err(e) => self.answer(counts, &http::answers::canned(e.status()), head_only, keep_alive),
         }
         Ok(next(keep_alive))
     }
 
-    /// The route of a request whose head just arrived, if its handler is a
-    /// component (which takes the body as a stream).
-    fn streaming_route(&self) -> Option<StreamingRoute<'a>> {
-        let shard = self.shard;
-        match shard.shared.routes.lookup(self.request.method(), self.request.path()) {
-            Lookup::Found { route, head_only } => match &shard.handlers[route] {
-                Handler::Wasm(GuestPool::Component(pool)) => Some(StreamingRoute {
-                    index: route,
-                    head_only,
-                    pool,
-                }),
-                _ => None,
-            },
-            _ => None,
-        }
+    /// Counts a response under its route (or as unrouted) and appends it.
+    fn answer(&mut self, counts: &StatusCounts, response: &Response, head_only: bool, keep_alive: bool) {
+        counts.count(response.status);
+        self.write(response, head_only, keep_alive);
     }
 
     fn write(&mut self, response: &Response, head_only: bool, keep_alive: bool) {
@@ -252,7 +239,7 @@ impl<'a> Connection<'a> {
 
     /// Answers a request that could not be decoded; the connection closes.
     fn protocol_error(&mut self, error: HttpError) {
-        ShardStats::bump(&self.shard.stats.protocol_errors);
+        self.shard.stats.protocol_errors.bump();
         let peer = self
             .stream
             .socket()
@@ -295,12 +282,24 @@ fn next(keep_alive: bool) -> Next {
     if keep_alive { Next::KeepAlive } else { Next::Close }
 }
 
-/// A routed request for a component.
+/// A request routed to a guest.
 #[derive(Clone, Copy)]
-struct StreamingRoute<'a> {
-    index: usize,
+struct RoutedRequest<'r> {
+    route: &'r Route,
+    pool: &'r GuestPool,
     head_only: bool,
-    pool: &'a ComponentPool,
+}
+
+/// The route of a request whose head just arrived, if its guest takes the
+/// body as a stream.
+fn streaming_route<'r>(routes: &'r ShardRoutes, request: &Request) -> Option<RoutedRequest<'r>> {
+    match routes.lookup(request.method(), request.path()) {
+        Lookup::Found { route, head_only } => match &route.handler {
+            Handler::Guest(pool) if pool.streams_request_body() => Some(RoutedRequest { route, pool, head_only }),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Headers the server adds to every response: `Connection: keep-alive` for

@@ -21,10 +21,11 @@ use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use super::duplex::Duplex;
-use super::{Connection, ExtraHeaders, Next, StreamingRoute, next};
+use super::{Connection, ExtraHeaders, Next, RoutedRequest, next};
 use crate::http::encode::{BodyFraming, ResponseMeta, has_body, write_chunk, write_last_chunk, write_parts};
 use crate::http::{self, Decoded, Decoder, HttpError, Request, Version};
-use crate::wasm::component::{BodyEnd, BodyPart, BodySender, Exchange, body_channel};
+use crate::stats::StatusCounts;
+use crate::wasm::{Answer, BodyEnd, BodyPart, BodySender, Exchange, body_channel};
 
 /// How receiving the request body ended.
 enum Received {
@@ -46,33 +47,49 @@ enum Sent {
 }
 
 impl Connection<'_> {
-    /// Runs one component exchange. `body_complete`: the whole body is
-    /// already in `self.request` (else it is still arriving).
-    pub(super) async fn stream_exchange(&mut self, route: StreamingRoute<'_>, body_complete: bool) -> io::Result<Next> {
-        let shard = self.shard;
-        let spec = &shard.shared.config.routes[route.index];
-        let keep_alive = self.request.keep_alive && !shard.draining();
-        let limit = spec.max_body_bytes;
+    /// Runs one exchange with a guest that streams. `body_complete`: the
+    /// whole body is already in `self.request` (else it is still arriving).
+    pub(super) async fn stream_exchange(&mut self, routed: RoutedRequest<'_>, body_complete: bool) -> io::Result<Next> {
+        let route = routed.route;
+        let keep_alive = self.request.keep_alive && !self.shard.drain.draining();
+        let limit = route.max_body_bytes;
         let declared = self
             .request
             .header(b"content-length")
             .and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok());
         if declared.is_some_and(|n| n > limit) || self.request.body.len() > limit {
-            tracing::info!(route = %spec.label(), limit, "413: request body exceeds the route's max_body_bytes");
-            self.write(&http::answers::canned(413), false, false);
+            tracing::info!(route = %route.name, limit, "413: request body exceeds the route's max_body_bytes");
+            self.answer(&route.stats.responses, &http::answers::canned(413), false, false);
             return Ok(Next::Close);
         }
 
         let (body, guest_body) = body_channel();
-        let mut exchange = match route.pool.start(&self.request, guest_body).await {
-            Ok(exchange) => exchange,
-            Err(e) => {
-                // The body was not read: unless it is all here, close.
-                let keep_alive = keep_alive && body_complete;
-                self.write(&http::answers::canned(e.status()), route.head_only, keep_alive);
-                return Ok(next(keep_alive));
+        let answer = routed.pool.handle(&mut self.request, Some(guest_body)).await;
+        let response = match answer {
+            Ok(Answer::Streamed(exchange)) => {
+                let body = Some(Upload { body, complete: body_complete });
+                return self.relay(routed, exchange, body, keep_alive).await;
             }
+            Ok(Answer::Whole(response)) => response,
+            Err(e) => http::answers::canned(e.status()),
         };
+        // The body was not read: unless it is all here, close.
+        let keep_alive = keep_alive && body_complete;
+        self.answer(&route.stats.responses, &response, routed.head_only, keep_alive);
+        Ok(next(keep_alive))
+    }
+
+    /// Streams a guest's answer to the client while the request body, if
+    /// the guest takes it as a stream (`upload`), goes to the guest.
+    pub(super) async fn relay(
+        &mut self,
+        routed: RoutedRequest<'_>,
+        mut exchange: Exchange,
+        upload: Option<Upload>,
+        keep_alive: bool,
+    ) -> io::Result<Next> {
+        let shard = self.shard;
+        let body_complete = upload.as_ref().is_none_or(|u| u.complete);
         if !body_complete && self.decoder.take_continue() {
             self.output.extend_from_slice(http::answers::CONTINUE);
         }
@@ -82,10 +99,11 @@ impl Connection<'_> {
         let extra = ExtraHeaders::new(shard, version, keep_alive);
         let meta = ResponseMeta {
             date: &date,
-            head_only: route.head_only,
+            head_only: routed.head_only,
             keep_alive,
             extra_headers: extra.as_slice(),
         };
+        let limit = routed.route.max_body_bytes;
         let head_sent = Cell::new(false);
         let first = Bytes::from(std::mem::take(&mut self.request.body));
         let (received, sent) = {
@@ -103,6 +121,9 @@ impl Connection<'_> {
             let deadline = deadline.unwrap_or_else(Instant::now);
             let stream: &Duplex = stream;
             let mut receiving = pin!(async move {
+                let Some(Upload { body, .. }) = upload else {
+                    return Received::Complete;
+                };
                 if !first.is_empty() {
                     body.send(first.clone()).await;
                 }
@@ -122,7 +143,13 @@ impl Connection<'_> {
                 };
                 inbound.receive(body).await
             });
-            let mut sending = pin!(send_response(stream, output, &mut exchange, &meta, version, &head_sent));
+            let mut out = Output {
+                stream,
+                buffer: output,
+                route: &routed.route.name,
+            };
+            let counts = &routed.route.stats.responses;
+            let mut sending = pin!(send_response(&mut out, &mut exchange, &meta, version, &head_sent, counts));
 
             let mut received = None;
             let mut sent = None;
@@ -167,6 +194,13 @@ impl Connection<'_> {
             _ => Ok(Next::Close),
         }
     }
+}
+
+/// The request body's way to a guest that streams it.
+pub(super) struct Upload {
+    body: BodySender,
+    /// The whole body is already in the request (else it is still arriving).
+    complete: bool,
 }
 
 /// The receiving half: decodes the rest of the body from the socket and
@@ -247,14 +281,13 @@ async fn end_body(body: Option<BodySender>, why: BodyEnd, received: Received) ->
 /// a client that does not read stalls the guest, not our memory. What is
 /// left at the end goes out with the rest of the batch.
 async fn send_response(
-    stream: &Duplex,
-    output: &mut Vec<u8>,
+    out: &mut Output<'_>,
     exchange: &mut Exchange,
     meta: &ResponseMeta<'_>,
     version: Version,
     head_sent: &Cell<bool>,
+    counts: &StatusCounts,
 ) -> io::Result<Sent> {
-    let mut out = Output { stream, buffer: output };
     let response = match out.when_ready(exchange.response()).await? {
         Ok(response) => response,
         Err(e) => {
@@ -262,11 +295,14 @@ async fn send_response(
                 keep_alive: false,
                 ..*meta
             };
-            http::write_response(out.buffer, &http::answers::canned(e.status()), &meta);
+            let answer = http::answers::canned(e.status());
+            counts.count(answer.status);
+            http::write_response(out.buffer, &answer, &meta);
             head_sent.set(true);
             return Ok(Sent::Complete { reusable: false });
         }
     };
+    counts.count(response.status);
     let framing = match response.length {
         Some(n) => BodyFraming::Length(n),
         None if version == Version::Http11 => BodyFraming::Chunked,
@@ -330,6 +366,8 @@ async fn send_response(
 struct Output<'a> {
     stream: &'a Duplex,
     buffer: &'a mut Vec<u8>,
+    /// The route's name, for logs.
+    route: &'a str,
 }
 
 impl Output<'_> {
@@ -345,7 +383,7 @@ impl Output<'_> {
     /// Ends the response where it stands: what was written goes out, the
     /// connection then closes, so the client sees an incomplete message.
     async fn cut_short(&mut self, why: std::fmt::Arguments<'_>) -> io::Result<Sent> {
-        tracing::warn!("response body cut short: {why}");
+        tracing::warn!(route = %self.route, "response body cut short: {why}");
         self.flush().await?;
         Ok(Sent::Truncated)
     }

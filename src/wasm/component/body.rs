@@ -68,6 +68,16 @@ pub fn channel() -> (BodySender, ChannelBody) {
     (BodySender { frames: tx }, ChannelBody { frames: rx })
 }
 
+/// A body that is all here already.
+pub fn whole(data: Vec<u8>) -> ChannelBody {
+    let (tx, body) = mpsc::channel(FRAMES_IN_FLIGHT);
+    if !data.is_empty() {
+        // An empty channel has room for a frame.
+        let _ = tx.try_send(Ok(Frame::data(Bytes::from(data))));
+    }
+    ChannelBody { frames: body }
+}
+
 impl Body for ChannelBody {
     type Data = Bytes;
     type Error = Error;

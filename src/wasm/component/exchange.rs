@@ -28,11 +28,12 @@ use super::ComponentGuest;
 use super::body::ChannelBody;
 use super::outbound::{OutboundHooks, ShardHttp};
 use super::state::{ComponentState, Held};
-use crate::config::{InstancePolicy, WasmSpec};
+use crate::config::InstancePolicy;
 use crate::http::Request;
 use crate::http::encode::is_framing_header;
-use crate::wasm::invoke::{InvokeError, classify_trap, instantiate_error, with_deadline};
-use crate::wasm::route::{RouteContext, RouteStats};
+use crate::wasm::deadline::with_deadline;
+use crate::wasm::failure::{InvokeError, classify_trap, instantiate_error};
+use crate::wasm::route::RouteContext;
 use crate::wasm::turns::{Turn, Turns};
 
 type ResponseResult = Result<http::Response<HyperOutgoingBody>, ErrorCode>;
@@ -67,25 +68,17 @@ struct Instance {
 }
 
 impl ComponentPool {
-    pub fn new(engine: &Engine, guest: &ComponentGuest, label: String, spec: &WasmSpec, http: &Rc<ShardHttp>) -> Self {
+    pub fn new(engine: &Engine, guest: &ComponentGuest, context: RouteContext, http: &Rc<ShardHttp>) -> Self {
         ComponentPool {
             inner: Rc::new(Inner {
                 engine: engine.clone(),
                 pre: guest.pre.clone(),
-                context: Rc::new(RouteContext::new(label, spec)),
-                turns: Turns::new(spec.limits.max_concurrency, spec.limits.max_queue),
+                turns: Turns::new(context.limits.max_concurrency, context.limits.max_queue),
+                context: Rc::new(context),
                 http: http.clone(),
                 ready: RefCell::new(Vec::new()),
             }),
         }
-    }
-
-    pub fn label(&self) -> &str {
-        &self.inner.context.label
-    }
-
-    pub fn stats(&self) -> &RouteStats {
-        &self.inner.context.stats
     }
 
     /// Instances alive on this shard for the route: ready plus running.
@@ -113,10 +106,10 @@ impl ComponentPool {
     /// Every failure to start is counted and logged here.
     pub async fn start(&self, request: &Request, body: ChannelBody) -> Result<Exchange, InvokeError> {
         let context = &self.inner.context;
-        RouteStats::bump(&context.stats.requests, 1);
+        context.stats.guest_requests.bump();
         let deadline = Instant::now() + context.limits.timeout;
         let turn = self.inner.turns.take(deadline).await.inspect_err(|e| {
-            RouteStats::bump(&context.stats.rejected, 1);
+            context.stats.rejected.bump();
             log_failure(context, e, 0);
         })?;
         self.begin(request, body, deadline, turn)
@@ -188,7 +181,7 @@ impl Inner {
 
     async fn instantiate_in(&self, store: &mut Store<ComponentState>) -> Result<Proxy, InvokeError> {
         let proxy = self.pre.instantiate_async(store).await.map_err(instantiate_error)?;
-        RouteStats::bump(&self.context.stats.instances_created, 1);
+        self.context.stats.instances_created.bump();
         Ok(proxy)
     }
 
@@ -251,7 +244,7 @@ async fn run_guest(
         .limits
         .fuel
         .saturating_sub(instance.store.get_fuel().unwrap_or(0));
-    RouteStats::bump(&context.stats.fuel_used, fuel_used);
+    context.stats.fuel_used.add(fuel_used);
     let error = match result {
         Ok(Ok(proxy)) => {
             let held = instance.store.data_mut().held();
@@ -265,17 +258,15 @@ async fn run_guest(
         Ok(Err(e)) => e,
         Err(_) => InvokeError::Timeout,
     };
-    let stats = &context.stats;
-    match error {
-        InvokeError::OutOfFuel => RouteStats::bump(&stats.out_of_fuel, 1),
-        InvokeError::Timeout => RouteStats::bump(&stats.timeouts, 1),
-        _ => RouteStats::bump(&stats.traps, 1),
-    }
     log_failure(context, &error, fuel_used);
     Err(error)
 }
 
+/// Counts and logs a request that got no response from the guest.
 fn log_failure(context: &RouteContext, error: &InvokeError, fuel_used: u64) {
+    if let Some(failure) = error.guest_failure() {
+        context.stats.guest_failed(failure);
+    }
     tracing::warn!(route = %context.label, status = error.status(), fuel_used, "{error}");
 }
 

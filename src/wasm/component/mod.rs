@@ -16,7 +16,7 @@ mod body;
 mod clock;
 mod exchange;
 mod outbound;
-pub(super) mod state;
+mod state;
 
 use std::rc::Rc;
 
@@ -24,11 +24,11 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-pub use body::{BodyEnd, BodySender, ChannelBody, channel as body_channel};
-pub use exchange::{BodyPart, ComponentPool, Exchange, ResponseBody, StreamedResponse};
+pub use body::{BodyEnd, BodySender, ChannelBody, channel as body_channel, whole as whole_body};
+pub use exchange::{BodyPart, ComponentPool, Exchange};
 use outbound::OutboundHooks;
 pub use outbound::ShardHttp;
-use state::ComponentState;
+pub use state::ComponentState;
 pub use state::MAX_PARTS_PER_COMPONENT;
 
 use crate::config::WasmSpec;
@@ -72,7 +72,7 @@ pub fn load(
 }
 
 fn trial_instantiate(engine: &Engine, guest: &ComponentGuest, label: &str, spec: &WasmSpec) -> Result<(), String> {
-    let context = Rc::new(RouteContext::new(label.to_string(), spec));
+    let context = Rc::new(RouteContext::trial(label, spec));
     let hooks = OutboundHooks::new(&context, None);
     let mut store = Store::new(engine, ComponentState::new(&context, hooks));
     store.limiter(|state| &mut state.limits);

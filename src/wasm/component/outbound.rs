@@ -294,7 +294,7 @@ impl Client {
     }
 
     async fn connect(&self) -> Result<TcpStream, Error> {
-        let addr = crate::wasm::net::resolve(&self.endpoint)
+        let addr = crate::wasm::resolve::resolve(&self.endpoint)
             .await
             .map_err(|e| Error::DnsError {
                 rcode: Some(e.to_string()),

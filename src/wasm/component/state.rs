@@ -19,7 +19,7 @@ use wasmtime_wasi_http::p2::types::{
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::outbound::OutboundHooks;
-use crate::wasm::host::LogBudget;
+use crate::wasm::guest_log::LogBudget;
 use crate::wasm::route::RouteContext;
 use crate::wasm::shard_local::ShardLocal;
 

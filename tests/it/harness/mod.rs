@@ -145,11 +145,43 @@ impl TestServer {
         &self.process.stderr
     }
 
+    /// Asks every shard for its statistics (SIGUSR1) and returns the
+    /// reports, one per shard, in shard order.
+    pub fn stats(&self, shards: usize) -> Vec<serde_json::Value> {
+        let before = self.logs().count(STATS_REPORT);
+        process::signal(self.process.pid(), libc::SIGUSR1);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.logs().count(STATS_REPORT) < before + shards && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut latest = shard_reports(&self.logs().all(), STATS_REPORT);
+        latest.sort_by_key(|r| r["shard"].as_u64());
+        latest.dedup_by_key(|r| r["shard"].as_u64());
+        assert_eq!(latest.len(), shards, "reports: {latest:?}\n{}", self.logs().all());
+        latest
+    }
+
     /// SIGTERM, wait for the drain, return the logs.
     pub fn stop(mut self) -> String {
         self.process.terminate(Duration::from_secs(15));
         self.process.stderr.all()
     }
+}
+
+/// The log line a shard writes on SIGUSR1, followed by its statistics as
+/// JSON.
+pub const STATS_REPORT: &str = "shard stats ";
+/// The same, written when a shard stops.
+pub const STOP_REPORT: &str = "shard stopped ";
+
+/// The statistics reports (`what` is [`STATS_REPORT`] or [`STOP_REPORT`])
+/// in `logs`, newest first.
+pub fn shard_reports(logs: &str, what: &str) -> Vec<serde_json::Value> {
+    logs.lines()
+        .rev()
+        .filter_map(|line| line.split_once(what))
+        .map(|(_, json)| serde_json::from_str(json).unwrap_or_else(|e| panic!("bad report {json}: {e}")))
+        .collect()
 }
 
 /// What each thread of a server that is still running is doing (name,

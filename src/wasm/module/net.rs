@@ -8,118 +8,22 @@
 //! request that opened it: all are closed when the request ends, however it
 //! ends.
 
-use std::cell::Cell;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::rc::Rc;
 use std::time::Duration;
 
-use super::shard_local::ShardLocal;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use wasmtime::{Caller, Linker};
 
 use super::abi::MODULE;
+use super::abi::tcp_error as code;
+use super::backends::{WaitingOnIo, io_code};
 use super::host::{HostState, guest_range, memory_and_state};
 use crate::config::Endpoint;
-
-/// Error codes returned to guests (negative; a handle or a count is >= 0).
-pub mod code {
-    /// An I/O error other than those below (reset by the backend, ...).
-    pub const IO: i64 = -1;
-    /// The address is not on the route's `allowed_outbound` list.
-    pub const DENIED: i64 = -2;
-    /// The backend refused the connection.
-    pub const REFUSED: i64 = -3;
-    /// Connect, read or write took longer than its timeout.
-    pub const TIMED_OUT: i64 = -4;
-    /// Not `host:port`, or the name does not resolve.
-    pub const BAD_ADDRESS: i64 = -5;
-    /// Not an open handle of this request.
-    pub const BAD_HANDLE: i64 = -6;
-    /// `max_backend_connections` or `max_backend_bytes` reached.
-    pub const LIMIT: i64 = -7;
-    /// Backends cannot be used here (while the module is checked at start-up).
-    pub const UNAVAILABLE: i64 = -8;
-}
+use crate::wasm::resolve::resolve;
+use crate::wasm::shard_local::ShardLocal;
 
 /// Most bytes moved by one `tcp_read`; larger buffers are filled partially.
 const MAX_READ_CHUNK: usize = 64 << 10;
-
-/// The backend connections of the current request. Handles are small
-/// integers from 1, local to the request.
-#[derive(Default)]
-pub struct Backends {
-    slots: Vec<Option<TcpStream>>,
-    open: usize,
-    /// Bytes read and written by this request so far.
-    bytes: u64,
-    /// True while the guest waits on a backend: then a pending call is an
-    /// I/O wait, not a fuel yield (see `invoke::drive_guest`).
-    pub(super) io_wait: Rc<Cell<bool>>,
-}
-
-/// Marks the guest as waiting on I/O for as long as it lives.
-struct WaitingOnIo(Rc<Cell<bool>>);
-
-impl WaitingOnIo {
-    fn start(backends: &Backends) -> WaitingOnIo {
-        backends.io_wait.set(true);
-        WaitingOnIo(backends.io_wait.clone())
-    }
-}
-
-impl Drop for WaitingOnIo {
-    fn drop(&mut self) {
-        self.0.set(false);
-    }
-}
-
-impl Backends {
-    pub(super) fn close_all(&mut self) {
-        self.slots.clear();
-        self.open = 0;
-        self.bytes = 0;
-    }
-
-    fn insert(&mut self, stream: TcpStream) -> i64 {
-        self.open += 1;
-        match self.slots.iter().position(Option::is_none) {
-            Some(i) => {
-                self.slots[i] = Some(stream);
-                i as i64 + 1
-            }
-            None => {
-                self.slots.push(Some(stream));
-                self.slots.len() as i64
-            }
-        }
-    }
-
-    fn index(fd: i32) -> Option<usize> {
-        usize::try_from(fd).ok()?.checked_sub(1)
-    }
-
-    /// Takes a stream out for an operation; [`Backends::put_back`] returns
-    /// it. If the operation is abandoned, the stream is dropped (closed).
-    fn take_stream(&mut self, fd: i32) -> Option<TcpStream> {
-        let stream = self.slots.get_mut(Self::index(fd)?)?.take();
-        if stream.is_some() {
-            self.open -= 1;
-        }
-        stream
-    }
-
-    fn put_back(&mut self, fd: i32, stream: TcpStream) {
-        if let Some(slot) = Self::index(fd).and_then(|i| self.slots.get_mut(i)) {
-            *slot = Some(stream);
-            self.open += 1;
-        }
-    }
-
-    pub fn open_count(&self) -> usize {
-        self.open
-    }
-}
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap_async(
@@ -198,28 +102,6 @@ async fn connect(mut caller: Caller<'_, HostState>, ptr: i32, len: i64) -> wasmt
     // Request/response protocols: do not hold back small writes.
     let _ = stream.set_nodelay(true);
     Ok(caller.data_mut().backends.insert(stream) as i32)
-}
-
-/// IP literals are used as they are; names resolve on the shard's blocking
-/// thread, so a slow resolver never stalls the shard.
-pub(super) async fn resolve(endpoint: &Endpoint) -> std::io::Result<SocketAddr> {
-    if let Ok(ip) = endpoint.host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, endpoint.port));
-    }
-    let target = (endpoint.host.clone(), endpoint.port);
-    let resolved = glommio::executor()
-        .spawn_blocking(move || target.to_socket_addrs().map(|mut addrs| addrs.next()))
-        .await?;
-    resolved.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "name resolves to no address"))
-}
-
-fn io_code(e: &std::io::Error) -> i64 {
-    match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => code::REFUSED,
-        std::io::ErrorKind::TimedOut => code::TIMED_OUT,
-        _ if e.raw_os_error() == Some(libc::ETIMEDOUT) || e.raw_os_error() == Some(libc::ECANCELED) => code::TIMED_OUT,
-        _ => code::IO,
-    }
 }
 
 /// Checks the handle and the byte budget before an operation of `len`

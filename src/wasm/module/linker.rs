@@ -1,117 +1,12 @@
-//! The guest ABI: every function the host offers in import module `env`,
-//! with its exact wasm signature, and the linker that provides them.
-//!
-//! The first eight are the original serverless-wasm ABI, unchanged (sizes
-//! are i64 because the original declared them `u64`). The rest extend it.
-//! `docs/guest-abi.md` documents each one for guest authors.
+//! The linker every core-module guest is instantiated with: the host
+//! functions of import module `env` that build the response and read the
+//! request and the route's `env`, plus the TCP functions of `net`.
 
-use wasmtime::{Caller, Linker, ValType};
+use wasmtime::{Caller, Linker};
 
+use super::abi::MODULE;
 use super::host::{HostState, copy_out, guest_range, memory_and_state};
 use super::net;
-
-/// Returned by lookups (`db_get`, `request_*`) when the value is absent.
-pub const ABSENT: i64 = -1;
-
-/// Import module of every host function.
-pub const MODULE: &str = "env";
-
-use ValType::{I32, I64};
-
-/// A host function's name and signature, for checking guest imports
-/// before anything runs.
-pub struct Signature {
-    pub name: &'static str,
-    pub params: &'static [ValType],
-    pub results: &'static [ValType],
-}
-
-pub const HOST_FUNCTIONS: &[Signature] = &[
-    // The original ABI.
-    Signature {
-        name: "log",
-        params: &[I32, I64],
-        results: &[],
-    },
-    Signature {
-        name: "response_set_status_line",
-        params: &[I32, I32, I64],
-        results: &[],
-    },
-    Signature {
-        name: "response_set_header",
-        params: &[I32, I64, I32, I64],
-        results: &[],
-    },
-    Signature {
-        name: "response_set_body",
-        params: &[I32, I64],
-        results: &[],
-    },
-    Signature {
-        name: "tcp_connect",
-        params: &[I32, I64],
-        results: &[I32],
-    },
-    Signature {
-        name: "tcp_read",
-        params: &[I32, I32, I64],
-        results: &[I64],
-    },
-    Signature {
-        name: "tcp_write",
-        params: &[I32, I32, I64],
-        results: &[I64],
-    },
-    Signature {
-        name: "db_get",
-        params: &[I32, I64, I32, I64],
-        results: &[I64],
-    },
-    // Extensions.
-    Signature {
-        name: "response_add_header",
-        params: &[I32, I64, I32, I64],
-        results: &[],
-    },
-    Signature {
-        name: "request_method",
-        params: &[I32, I64],
-        results: &[I64],
-    },
-    Signature {
-        name: "request_path",
-        params: &[I32, I64],
-        results: &[I64],
-    },
-    Signature {
-        name: "request_header",
-        params: &[I32, I64, I32, I64],
-        results: &[I64],
-    },
-    Signature {
-        name: "request_body",
-        params: &[I32, I64],
-        results: &[I64],
-    },
-    Signature {
-        name: "tcp_close",
-        params: &[I32],
-        results: &[I32],
-    },
-];
-
-/// Renders a signature the way the docs write it: `(i32, i64) -> i64`.
-pub fn describe(params: impl Iterator<Item = ValType>, results: impl Iterator<Item = ValType>) -> String {
-    let list = |types: Vec<ValType>| types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
-    let results: Vec<ValType> = results.collect();
-    let results = match results.len() {
-        0 => "()".to_string(),
-        1 => results[0].to_string(),
-        _ => format!("({})", list(results)),
-    };
-    format!("({}) -> {}", list(params.collect()), results)
-}
 
 /// Builds the linker every guest is instantiated with.
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {

@@ -12,13 +12,14 @@ use std::time::Instant;
 use wasmtime::Engine;
 
 use super::ModuleGuest;
-use super::invoke::{Instance, InvokeError, Outcome};
-use super::route::{RouteContext, RouteStats};
-use super::turns::Turns;
-use crate::config::{InstancePolicy, WasmSpec};
+use super::invoke::{Instance, Outcome};
+use crate::config::InstancePolicy;
 use crate::http::{Request, Response};
+use crate::wasm::failure::InvokeError;
+use crate::wasm::route::RouteContext;
+use crate::wasm::turns::Turns;
 
-pub struct RoutePool {
+pub struct ModulePool {
     engine: Engine,
     guest: ModuleGuest,
     context: Rc<RouteContext>,
@@ -28,28 +29,20 @@ pub struct RoutePool {
     turns: Turns,
 }
 
-impl RoutePool {
-    pub fn new(engine: &Engine, guest: &ModuleGuest, label: String, spec: &WasmSpec) -> RoutePool {
-        RoutePool {
+impl ModulePool {
+    pub fn new(engine: &Engine, guest: &ModuleGuest, context: RouteContext) -> ModulePool {
+        ModulePool {
             engine: engine.clone(),
             guest: guest.clone(),
-            turns: Turns::new(spec.limits.max_concurrency, spec.limits.max_queue),
-            context: Rc::new(RouteContext::new(label, spec)),
+            turns: Turns::new(context.limits.max_concurrency, context.limits.max_queue),
+            context: Rc::new(context),
             ready: RefCell::new(Vec::new()),
         }
-    }
-
-    pub fn label(&self) -> &str {
-        &self.context.label
     }
 
     /// Instances alive on this shard for the route: ready plus running.
     pub fn live_instances(&self) -> usize {
         self.ready.borrow().len() + self.turns.running()
-    }
-
-    pub fn stats(&self) -> &RouteStats {
-        &self.context.stats
     }
 
     /// Prepares `warm_instances` instances, so the first requests do not
@@ -74,12 +67,12 @@ impl RoutePool {
         let started = Instant::now();
         let deadline = started + limits.timeout;
         let stats = &self.context.stats;
-        RouteStats::bump(&stats.requests, 1);
+        stats.guest_requests.bump();
 
         let _turn = match self.turns.take(deadline).await {
             Ok(turn) => turn,
             Err(e) => {
-                RouteStats::bump(&stats.rejected, 1);
+                stats.rejected.bump();
                 return (request, Err(self.log_failure(e, 0)));
             }
         };
@@ -89,7 +82,7 @@ impl RoutePool {
             Some(instance) => instance,
             None => match Instance::new(&self.engine, &self.guest, &self.context).await {
                 Ok(instance) => {
-                    RouteStats::bump(&stats.instances_created, 1);
+                    stats.instances_created.bump();
                     instance
                 }
                 Err(e) => return (request, Err(self.log_failure(e, 0))),
@@ -97,20 +90,13 @@ impl RoutePool {
         };
 
         let (request, outcome, fuel_used) = instance.call(request, deadline).await;
-        RouteStats::bump(&stats.fuel_used, fuel_used);
+        stats.fuel_used.add(fuel_used);
         let result = match outcome {
             Outcome::Returned(result) => {
                 self.recycle(instance);
                 result.map_err(|e| self.log_failure(e, fuel_used))
             }
-            Outcome::Failed(e) => {
-                match e {
-                    InvokeError::OutOfFuel => RouteStats::bump(&stats.out_of_fuel, 1),
-                    InvokeError::Timeout => RouteStats::bump(&stats.timeouts, 1),
-                    _ => RouteStats::bump(&stats.traps, 1),
-                }
-                Err(self.log_failure(e, fuel_used))
-            }
+            Outcome::Failed(e) => Err(self.log_failure(e, fuel_used)),
         };
         (request, result)
     }
@@ -127,7 +113,11 @@ impl RoutePool {
         }
     }
 
+    /// Counts and logs a request that got no response from the guest.
     fn log_failure(&self, error: InvokeError, fuel_used: u64) -> InvokeError {
+        if let Some(failure) = error.guest_failure() {
+            self.context.stats.guest_failed(failure);
+        }
         tracing::warn!(route = %self.context.label, status = error.status(), fuel_used, "{error}");
         error
     }

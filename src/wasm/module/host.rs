@@ -3,12 +3,12 @@
 
 use std::rc::Rc;
 
-use super::shard_local::ShardLocal;
 use wasmtime::{Caller, Memory, StoreLimits, StoreLimitsBuilder};
 
-use super::net::Backends;
-use super::route::RouteContext;
-use crate::config::MAX_LOG_LINE;
+use super::backends::Backends;
+use crate::wasm::guest_log::LogBudget;
+use crate::wasm::route::RouteContext;
+use crate::wasm::shard_local::ShardLocal;
 use crate::http::Request;
 
 /// Most headers a guest response may carry; more is a 500.
@@ -20,9 +20,8 @@ const MAX_REASON_BYTES: usize = 256;
 ///
 /// wasmtime requires it to be `Send` (async host functions may in principle
 /// move between threads). Ours never do: a store is created, used and dropped
-/// on its shard's thread. The shard-local parts are wrapped in `SendWrapper`,
-/// which checks that promise at run time instead of asserting it with
-/// `unsafe`.
+/// on its shard's thread. The shard-local parts are wrapped in
+/// [`ShardLocal`], which checks that promise at run time.
 pub struct HostState {
     pub(super) route: ShardLocal<Rc<RouteContext>>,
     /// The request being served; `None` between requests.
@@ -147,32 +146,6 @@ impl GuestResponse {
             return self.fail(format!("more than {MAX_RESPONSE_HEADERS} response headers"));
         }
         self.headers.push((name.to_vec(), value.to_vec()));
-    }
-}
-
-/// Bounds a guest's log output per request.
-#[derive(Debug)]
-pub struct LogBudget {
-    remaining: usize,
-    pub dropped: usize,
-}
-
-impl LogBudget {
-    pub(super) fn new(bytes: usize) -> LogBudget {
-        LogBudget {
-            remaining: bytes,
-            dropped: 0,
-        }
-    }
-
-    /// How much of a message of `len` bytes may be logged (0: drop it).
-    pub(super) fn take(&mut self, len: usize) -> usize {
-        let allowed = len.min(MAX_LOG_LINE).min(self.remaining);
-        if allowed == 0 {
-            self.dropped += 1;
-        }
-        self.remaining -= allowed;
-        allowed
     }
 }
 

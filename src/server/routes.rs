@@ -1,0 +1,154 @@
+//! The route table. A configuration load becomes one immutable
+//! [`Generation`], shared read-only by every shard; each shard builds its
+//! own [`ShardRoutes`] from it (its instance pools and counters) and keeps
+//! it in one place, from which it can be replaced between requests. A
+//! request holds the `ShardRoutes` it started with until it ends, so a
+//! replaced generation lives on until its last request is answered.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::config::{HandlerSpec, RoutePath, RouteSpec, StaticSpec, WasmSpec};
+use crate::http::{Method, Response};
+use crate::router::{Lookup, Router};
+use crate::stats::{RouteStats, ShardStats};
+use crate::wasm::{Guest, GuestPool, Runtime, ShardHttp};
+
+/// One configuration's routes, with their guests compiled and checked.
+pub struct Generation {
+    /// 1 for the configuration the server started with.
+    pub number: u64,
+    pub routes: Vec<SharedRoute>,
+    /// The decoder's body limit: the largest any route accepts (routes with
+    /// smaller limits check after routing).
+    pub max_body: usize,
+}
+
+/// A route as every shard sees it.
+pub struct SharedRoute {
+    pub name: String,
+    pub method: Method,
+    pub path: RoutePath,
+    pub max_body_bytes: usize,
+    pub answer: SharedAnswer,
+}
+
+pub enum SharedAnswer {
+    /// A native answer, without wasm.
+    Static(Response),
+    Guest { guest: Arc<Guest>, spec: Box<WasmSpec> },
+}
+
+impl SharedRoute {
+    /// `guest` is the loaded guest of a wasm route (`None` for a static one).
+    pub fn new(spec: &RouteSpec, guest: Option<Arc<Guest>>) -> SharedRoute {
+        let answer = match (&spec.handler, guest) {
+            (HandlerSpec::Wasm(wasm), Some(guest)) => SharedAnswer::Guest {
+                guest,
+                spec: wasm.clone(),
+            },
+            (HandlerSpec::Static(answer), _) => SharedAnswer::Static(static_response(answer)),
+            // A wasm route without its guest cannot answer; prepare() never
+            // builds one, and it would fail closed.
+            (HandlerSpec::Wasm(_), None) => SharedAnswer::Static(crate::http::answers::canned(500)),
+        };
+        SharedRoute {
+            name: spec.label().to_string(),
+            method: spec.method,
+            path: spec.path.clone(),
+            max_body_bytes: spec.max_body_bytes,
+            answer,
+        }
+    }
+}
+
+fn static_response(spec: &StaticSpec) -> Response {
+    Response {
+        status: spec.status,
+        reason: Vec::new(),
+        headers: vec![(b"Content-Type".to_vec(), spec.content_type.as_bytes().to_vec())],
+        body: spec.body.as_bytes().to_vec(),
+    }
+}
+
+/// A route on one shard: everything a request needs to be answered.
+pub struct Route {
+    pub name: String,
+    pub max_body_bytes: usize,
+    pub stats: Arc<RouteStats>,
+    pub handler: Handler,
+}
+
+/// How a route is answered on this shard.
+pub enum Handler {
+    Static(Response),
+    Guest(GuestPool),
+}
+
+/// A generation as one shard serves it.
+pub struct ShardRoutes {
+    generation: Arc<Generation>,
+    router: Router<Route>,
+}
+
+impl ShardRoutes {
+    /// Sets up the shard's pools and counters for `generation`.
+    pub fn new(
+        generation: &Arc<Generation>,
+        runtime: &Runtime,
+        stats: &ShardStats,
+        http: &Rc<ShardHttp>,
+    ) -> ShardRoutes {
+        let routes = generation.routes.iter().map(|shared| {
+            let stats = stats.route(&shared.name);
+            let handler = match &shared.answer {
+                SharedAnswer::Static(response) => Handler::Static(response.clone()),
+                SharedAnswer::Guest { guest, spec } => {
+                    Handler::Guest(runtime.pool(guest, &shared.name, spec, stats.clone(), http))
+                }
+            };
+            let route = Route {
+                name: shared.name.clone(),
+                max_body_bytes: shared.max_body_bytes,
+                stats,
+                handler,
+            };
+            (shared.method, shared.path.clone(), route)
+        });
+        ShardRoutes {
+            router: Router::build(routes),
+            generation: generation.clone(),
+        }
+    }
+
+    pub fn lookup(&self, method: Method, path: &[u8]) -> Lookup<'_, Route> {
+        self.router.lookup(method, path)
+    }
+
+    pub fn generation(&self) -> &Generation {
+        &self.generation
+    }
+
+    /// The routes that run guests.
+    pub fn pools(&self) -> impl Iterator<Item = (&Route, &GuestPool)> {
+        self.router.routes().iter().filter_map(|route| match &route.handler {
+            Handler::Guest(pool) => Some((route, pool)),
+            Handler::Static(_) => None,
+        })
+    }
+
+    /// Prepares every route's warm instances.
+    pub async fn warm_up(&self) {
+        for (_, pool) in self.pools() {
+            pool.warm_up().await;
+        }
+    }
+
+    /// Copies each route's live instance count into its statistics, for a
+    /// report.
+    pub fn refresh_live_instances(&self) {
+        for (route, pool) in self.pools() {
+            route.stats.live_instances.set(pool.live_instances() as u64);
+        }
+    }
+}

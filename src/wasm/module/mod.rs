@@ -1,0 +1,41 @@
+//! The first guest kind: core modules speaking the serverless-wasm ABI
+//! (the original project's, extended), imported from module `env`.
+//!
+//! - `abi`: the functions' names, signatures and codes (definitions only).
+//! - `host`: what a store carries, and bounds-checked guest memory access.
+//! - `linker`: the `env` functions that build the response and read the
+//!   request and the route's `env`.
+//! - `backends`: a request's backend sockets, bounded.
+//! - `net`: the TCP functions, on the shard's reactor.
+//! - `imported_memory`: rewriting an `env.memory` import into a definition.
+//! - `load`: checking a module against the ABI at start-up.
+//! - `invoke`: one call under fuel and a deadline.
+//! - `pool`: a route's instances on one shard (`fresh` or `reuse`).
+
+mod abi;
+mod backends;
+mod host;
+mod imported_memory;
+mod invoke;
+mod linker;
+mod load;
+mod net;
+mod pool;
+
+use wasmtime::{InstancePre, ModuleExport};
+
+pub use abi::{ABSENT, HOST_FUNCTIONS, tcp_error};
+pub use host::HostState;
+pub use linker::linker;
+pub use load::{load, prepare};
+pub use pool::ModulePool;
+
+/// A compiled, checked and pre-linked core module. Immutable and shared by
+/// every shard.
+#[derive(Clone)]
+pub struct ModuleGuest {
+    pre: InstancePre<HostState>,
+    /// The entry function, resolved once so requests skip the name lookup.
+    entry: ModuleExport,
+    memory: Option<ModuleExport>,
+}
