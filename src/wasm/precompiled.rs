@@ -27,7 +27,7 @@ pub struct CompileCache {
 }
 
 /// What the cache stores: both guest kinds serialize the same way.
-#[allow(unsafe_code)] // deserializing compiled code is unsafe in wasmtime
+#[allow(unsafe_code, reason = "deserializing compiled code is unsafe in wasmtime")]
 pub trait Artifact: Sized {
     const KIND: &'static str;
     fn compile(engine: &Engine, bytes: &[u8]) -> Result<Self>;
@@ -37,7 +37,7 @@ pub trait Artifact: Sized {
     unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Self>;
 }
 
-#[allow(unsafe_code)]
+#[allow(unsafe_code, reason = "forwards deserialize to wasmtime, under its contract")]
 impl Artifact for Module {
     const KIND: &'static str = "module";
     fn compile(engine: &Engine, bytes: &[u8]) -> Result<Self> {
@@ -52,7 +52,7 @@ impl Artifact for Module {
     }
 }
 
-#[allow(unsafe_code)]
+#[allow(unsafe_code, reason = "forwards deserialize to wasmtime, under its contract")]
 impl Artifact for Component {
     const KIND: &'static str = "component";
     fn compile(engine: &Engine, bytes: &[u8]) -> Result<Self> {
@@ -115,7 +115,7 @@ impl CompileCache {
 }
 
 /// The compiled guest in `entry`, if there is a usable one.
-#[allow(unsafe_code)]
+#[allow(unsafe_code, reason = "runs native code that this cache wrote; see the SAFETY comment")]
 fn load<A: Artifact>(engine: &Engine, entry: &Path) -> std::result::Result<Option<A>, String> {
     let Some(stored) = read_entry(entry)? else {
         return Ok(None);
@@ -131,7 +131,7 @@ fn load<A: Artifact>(engine: &Engine, entry: &Path) -> std::result::Result<Optio
         .map_err(|e| format!("{e:#}"))
 }
 
-#[allow(unsafe_code)]
+#[allow(unsafe_code, reason = "libc call")]
 fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail (POSIX).
     unsafe { libc::geteuid() }

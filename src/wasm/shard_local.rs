@@ -35,7 +35,7 @@ pub struct ShardLocal<T> {
 
 // SAFETY: a `ShardLocal` is only ever touched on the thread that created it:
 // every access goes through `deref`/`deref_mut`/`poll`, which check that
-// (see `on_home_thread`), and `drop` leaks the value rather than drop it
+// (see `on_home_thread`), and `drop` stops the process rather than drop it
 // elsewhere. So the `T` inside is never used from two threads, which is
 // what `Send` exists to prevent.
 #[allow(unsafe_code, reason = "see the SAFETY comment above")]
@@ -78,14 +78,19 @@ impl<T> DerefMut for ShardLocal<T> {
 
 impl<T> Drop for ShardLocal<T> {
     fn drop(&mut self) {
-        if this_thread() == self.thread {
-            // SAFETY: dropped once, here, on its own thread; never used again.
-            #[allow(unsafe_code, reason = "ManuallyDrop::drop of our own field")]
-            unsafe {
-                ManuallyDrop::drop(&mut self.value);
-            }
+        if this_thread() != self.thread {
+            // As on any other access from the wrong thread, this is a bug of
+            // the server: stop, rather than leak whatever the value holds
+            // (instances, sockets) and carry on as if nothing happened.
+            // (A panic here could unwind through a drop in progress.)
+            eprintln!("fatal: a shard-local value was dropped on another thread");
+            std::process::abort();
         }
-        // Elsewhere the value is leaked: leaking is safe, a foreign drop is not.
+        // SAFETY: dropped once, here, on its own thread; never used again.
+        #[allow(unsafe_code, reason = "ManuallyDrop::drop of our own field")]
+        unsafe {
+            ManuallyDrop::drop(&mut self.value);
+        }
     }
 }
 
@@ -114,12 +119,13 @@ mod tests {
     use std::rc::Rc;
 
     #[test]
-    fn usable_on_its_thread_leaked_elsewhere() {
+    fn usable_on_its_thread_refused_elsewhere() {
         let local = ShardLocal::new(Rc::new(5));
         assert_eq!(**local, 5);
         let moved = std::thread::spawn(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| **local));
-            drop(local);
+            // Dropping it here would stop the process (as it should).
+            std::mem::forget(local);
             result.is_err()
         })
         .join()
