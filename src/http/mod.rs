@@ -5,9 +5,12 @@
 //! produces. That keeps the framing rules testable and fuzzable on their own.
 
 pub mod answers;
+pub mod chunked;
+pub mod client;
 pub mod date;
 pub mod decode;
 pub mod encode;
+mod head;
 pub mod request;
 
 pub use answers::HttpError;
@@ -159,6 +162,17 @@ pub fn canonical_reason(status: u16) -> &'static str {
         505 => "HTTP Version Not Supported",
         _ => "",
     }
+}
+
+/// Runs `decode` on `input` fed whole and in pieces of 1 to 7 bytes (the
+/// way reads split it), asserting that every split decodes the same.
+#[cfg(test)]
+fn same_when_split<T: PartialEq + std::fmt::Debug>(input: &[u8], decode: impl Fn(&[u8], usize) -> T) -> T {
+    let whole = decode(input, input.len());
+    for step in 1..8 {
+        assert_eq!(decode(input, step), whole, "split every {step} bytes");
+    }
+    whole
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@
 //! shard keeps a current-thread tokio runtime (no threads of its own) to
 //! hold those tasks; the client task runs it for a moment whenever it has
 //! completed one. Keep-alive connections are pooled per shard and endpoint.
+//!
+//! The bytes on the wire (request head, response head, body framing) are
+//! `crate::http::client`'s; this file does the I/O around them.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -28,8 +31,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::body;
 use crate::config::Endpoint;
-use crate::http::FramingLimits;
-use crate::http::decode::ChunkedBody;
+use crate::http::client::{self, ClientError, ResponseBody, ResponseHead};
 use crate::wasm::route::RouteContext;
 use crate::wasm::shard_local::ShardLocal;
 
@@ -37,8 +39,6 @@ use crate::wasm::shard_local::ShardLocal;
 const IDLE_PER_ENDPOINT: usize = 32;
 /// An idle connection older than this is closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest response head from a backend.
-const MAX_RESPONSE_HEAD: usize = 64 << 10;
 const READ_CHUNK: usize = 64 << 10;
 
 type SendResult = Result<
@@ -233,19 +233,11 @@ struct Client {
     limits: ClientLimits,
 }
 
-/// How a backend's response body is framed.
-enum ResponseFraming {
-    Empty,
-    Length(u64),
-    Chunked(ChunkedBody),
-    UntilClose,
-}
-
 impl Client {
     async fn exchange(self, request: http::Request<WasiBody>, reply: oneshot::Sender<SendResult>) {
-        let head_only = request.method() == http::Method::HEAD;
+        let method = request.method().clone();
         let result = self.send(request).await;
-        let (stream, parsed) = match result {
+        let (stream, head, leftover) = match result {
             Ok(ok) => ok,
             Err(e) => {
                 tracing::warn!(route = %self.label, address = %self.endpoint, "outgoing HTTP failed: {e:?}");
@@ -254,13 +246,12 @@ impl Client {
                 return;
             }
         };
-        let Parsed {
+        let ResponseHead {
             response,
             framing,
             keep_alive,
-            leftover,
-        } = parsed;
-        let framing = if head_only { ResponseFraming::Empty } else { framing };
+        } = head;
+        let response_body = ResponseBody::new(framing, &method, self.limits.max_body);
         let (body_tx, body_rx) = body::channel();
         let response = response.map(|()| body_rx.boxed());
         let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
@@ -268,7 +259,7 @@ impl Client {
             return;
         }
         self.http.run_ready_tasks();
-        let reusable = self.forward_body(stream, framing, leftover, body_tx).await;
+        let reusable = self.forward_body(stream, response_body, leftover, body_tx).await;
         if let Some(stream) = reusable.filter(|_| keep_alive) {
             self.http.checkin(self.endpoint.clone(), stream);
         }
@@ -276,21 +267,22 @@ impl Client {
 
     /// Sends the request and reads the response head. A pooled connection
     /// the backend closed meanwhile is retried once on a new one, when the
-    /// request has no body to replay.
-    async fn send(&self, request: http::Request<WasiBody>) -> Result<(TcpStream, Parsed), Error> {
+    /// request has no body to replay. Returns the connection, the head, and
+    /// the body bytes read with it.
+    async fn send(&self, request: http::Request<WasiBody>) -> Result<(TcpStream, ResponseHead, Vec<u8>), Error> {
         let (parts, body) = request.into_parts();
         let has_body = !http_body::Body::is_end_stream(&body);
-        let (head, chunked) = request_head(&parts, has_body);
+        let (head, chunked) = client::write_request_head(&parts, has_body);
         if !has_body
             && let Some(mut stream) = self.http.checkout(&self.endpoint)
-            && let Ok(parsed) = self.round_trip(&mut stream, &head, None).await
+            && let Ok((response, leftover)) = self.round_trip(&mut stream, &head, None).await
         {
-            return Ok((stream, parsed));
+            return Ok((stream, response, leftover));
         }
         let mut stream = self.connect().await?;
         let body = has_body.then_some((body, chunked));
-        let parsed = self.round_trip(&mut stream, &head, body).await?;
-        Ok((stream, parsed))
+        let (response, leftover) = self.round_trip(&mut stream, &head, body).await?;
+        Ok((stream, response, leftover))
     }
 
     async fn connect(&self) -> Result<TcpStream, Error> {
@@ -317,7 +309,7 @@ impl Client {
         stream: &mut TcpStream,
         head: &[u8],
         body: Option<(WasiBody, bool)>,
-    ) -> Result<Parsed, Error> {
+    ) -> Result<(ResponseHead, Vec<u8>), Error> {
         let _ = stream.set_write_timeout(Some(self.limits.first_byte));
         write_all(stream, head).await?;
         if let Some((body, chunked)) = body {
@@ -331,51 +323,23 @@ impl Client {
     async fn forward_body(
         &self,
         mut stream: TcpStream,
-        mut framing: ResponseFraming,
+        mut response_body: ResponseBody,
         leftover: Vec<u8>,
         body: body::BodySender,
     ) -> Option<TcpStream> {
         let _ = stream.set_read_timeout(Some(self.limits.between_bytes));
-        let limits = FramingLimits {
-            max_request_line: 0,
-            max_head: MAX_RESPONSE_HEAD,
-            max_body: usize::try_from(self.limits.max_body).unwrap_or(usize::MAX),
-        };
-        let mut received: u64 = 0;
         let mut input = leftover;
         let mut buffer = vec![0; READ_CHUNK];
         loop {
             // Decode what is buffered.
             let mut data = Vec::new();
-            let done = match &mut framing {
-                ResponseFraming::Empty => true,
-                ResponseFraming::Length(remaining) => {
-                    let take = input.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
-                    data.extend(input.drain(..take));
-                    *remaining -= take as u64;
-                    *remaining == 0
-                }
-                ResponseFraming::Chunked(chunked) => match chunked.decode(&input, &mut data, &limits) {
-                    Ok((used, done)) => {
-                        input.drain(..used);
-                        done
-                    }
-                    Err(_) => {
-                        body.fail(Error::HttpProtocolError).await;
-                        return None;
-                    }
-                },
-                ResponseFraming::UntilClose => {
-                    data.append(&mut input);
-                    false
+            let done = match response_body.decode(&mut input, &mut data) {
+                Ok(done) => done,
+                Err(e) => {
+                    self.fail_body(body, e).await;
+                    return None;
                 }
             };
-            received += data.len() as u64;
-            if received > self.limits.max_body {
-                tracing::warn!(route = %self.label, address = %self.endpoint, limit = self.limits.max_body, "outgoing HTTP: response body exceeds max_backend_bytes");
-                body.fail(Error::HttpResponseBodySize(Some(received))).await;
-                return None;
-            }
             if !data.is_empty() && !body.send(Bytes::from(data)).await {
                 return None;
             }
@@ -383,9 +347,10 @@ impl Client {
                 return Some(stream);
             }
             match stream.read(&mut buffer).await {
-                Ok(0) if matches!(framing, ResponseFraming::UntilClose) => return None,
                 Ok(0) => {
-                    body.fail(Error::HttpResponseIncomplete).await;
+                    if let Err(e) = response_body.end_of_stream() {
+                        self.fail_body(body, e).await;
+                    }
                     return None;
                 }
                 Ok(n) => input.extend_from_slice(&buffer[..n]),
@@ -402,31 +367,13 @@ impl Client {
             }
         }
     }
-}
 
-/// Request line and headers, and whether the body goes chunked. wasi-http
-/// has already added `host` and refused hop-by-hop headers from the guest.
-fn request_head(parts: &http::request::Parts, has_body: bool) -> (Vec<u8>, bool) {
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut head = Vec::with_capacity(256);
-    head.extend_from_slice(parts.method.as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(target.as_bytes());
-    head.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut has_length = false;
-    for (name, value) in &parts.headers {
-        has_length |= name == http::header::CONTENT_LENGTH;
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
+    async fn fail_body(&self, body: body::BodySender, error: ClientError) {
+        if let ClientError::BodyTooLarge(_) = error {
+            tracing::warn!(route = %self.label, address = %self.endpoint, limit = self.limits.max_body, "outgoing HTTP: response body exceeds max_backend_bytes");
+        }
+        body.fail(error.into()).await;
     }
-    let chunked = has_body && !has_length;
-    if chunked {
-        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    }
-    head.extend_from_slice(b"\r\n");
-    (head, chunked)
 }
 
 async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Error> {
@@ -454,20 +401,14 @@ async fn send_body(stream: &mut TcpStream, mut body: WasiBody, chunked: bool) ->
         }
     }
     if chunked {
-        write_all(stream, b"0\r\n\r\n").await?;
+        write_all(stream, client::LAST_CHUNK).await?;
     }
     Ok(())
 }
 
-struct Parsed {
-    response: http::Response<()>,
-    framing: ResponseFraming,
-    keep_alive: bool,
-    /// Body bytes read with the head.
-    leftover: Vec<u8>,
-}
-
-async fn read_response_head(stream: &mut TcpStream, timeout: Duration) -> Result<Parsed, Error> {
+/// Reads until the response head is complete: the head, and the body
+/// bytes read with it.
+async fn read_response_head(stream: &mut TcpStream, timeout: Duration) -> Result<(ResponseHead, Vec<u8>), Error> {
     let _ = stream.set_read_timeout(Some(timeout));
     let mut input = Vec::with_capacity(4096);
     let mut buffer = vec![0; 16 << 10];
@@ -483,92 +424,22 @@ async fn read_response_head(stream: &mut TcpStream, timeout: Duration) -> Result
             return Err(Error::ConnectionTerminated);
         }
         input.extend_from_slice(&buffer[..n]);
-        loop {
-            match parse_response_head(&input)? {
-                Some((used, Interim::Skip)) => {
-                    input.drain(..used);
-                }
-                Some((used, Interim::Final(mut parsed))) => {
-                    parsed.leftover = input.split_off(used);
-                    return Ok(parsed);
-                }
-                None if input.len() > MAX_RESPONSE_HEAD => {
-                    return Err(Error::HttpResponseHeaderSectionSize(None));
-                }
-                None => break,
-            }
+        if let Some(head) = client::take_response_head(&mut input)? {
+            return Ok((head, input));
         }
     }
 }
 
-enum Interim {
-    /// A 1xx informational response: skipped.
-    Skip,
-    Final(Parsed),
-}
-
-fn parse_response_head(input: &[u8]) -> Result<Option<(usize, Interim)>, Error> {
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    let mut parsed = httparse::Response::new(&mut headers);
-    let used = match parsed.parse(input) {
-        Ok(httparse::Status::Complete(used)) => used,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(Error::HttpProtocolError),
-    };
-    let status = parsed.code.unwrap_or(0);
-    if (100..200).contains(&status) {
-        if status == 101 {
-            return Err(Error::HttpUpgradeFailed);
+/// What the guest sees when a backend's response cannot be read.
+impl From<ClientError> for Error {
+    fn from(error: ClientError) -> Error {
+        match error {
+            ClientError::Protocol => Error::HttpProtocolError,
+            ClientError::Upgrade => Error::HttpUpgradeFailed,
+            ClientError::TransferCoding(coding) => Error::HttpResponseTransferCoding(Some(coding)),
+            ClientError::HeadTooLarge => Error::HttpResponseHeaderSectionSize(None),
+            ClientError::BodyTooLarge(received) => Error::HttpResponseBodySize(Some(received)),
+            ClientError::Incomplete => Error::HttpResponseIncomplete,
         }
-        return Ok(Some((used, Interim::Skip)));
     }
-    let mut response = http::Response::builder().status(status);
-    let mut framing = ResponseFraming::UntilClose;
-    let mut keep_alive = parsed.version == Some(1);
-    for header in parsed.headers.iter() {
-        let value = header.value;
-        if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            if !value.eq_ignore_ascii_case(b"chunked") {
-                return Err(Error::HttpResponseTransferCoding(Some(
-                    String::from_utf8_lossy(value).into(),
-                )));
-            }
-            framing = ResponseFraming::Chunked(ChunkedBody::default());
-            continue;
-        }
-        if header.name.eq_ignore_ascii_case("content-length") {
-            let length = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok());
-            match (length, &framing) {
-                (Some(n), ResponseFraming::UntilClose) => framing = ResponseFraming::Length(n),
-                (Some(n), ResponseFraming::Length(m)) if n == *m => {}
-                (_, ResponseFraming::Chunked(_)) => {}
-                _ => return Err(Error::HttpProtocolError),
-            }
-        }
-        if header.name.eq_ignore_ascii_case("connection") {
-            let value = String::from_utf8_lossy(value).to_ascii_lowercase();
-            if value.contains("close") {
-                keep_alive = false;
-            } else if value.contains("keep-alive") {
-                keep_alive = true;
-            }
-        }
-        response = response.header(header.name, value);
-    }
-    if status == 204 || status == 304 {
-        framing = ResponseFraming::Empty;
-    }
-    if matches!(framing, ResponseFraming::UntilClose) {
-        keep_alive = false;
-    }
-    let response = response.body(()).map_err(|_| Error::HttpProtocolError)?;
-    Ok(Some((
-        used,
-        Interim::Final(Parsed {
-            response,
-            framing,
-            keep_alive,
-            leftover: Vec::new(),
-        }),
-    )))
 }
