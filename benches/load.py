@@ -258,6 +258,7 @@ def main():
     parser.add_argument("--client-cpus", help="CPUs for the load generators (default: second half)")
     parser.add_argument("--no-build", action="store_true", help="use the existing release build")
     parser.add_argument("--no-record", action="store_true", help="do not rewrite benches/RESULTS.md")
+    parser.add_argument("--binary", help="the server binary to measure (default: this checkout's release build)")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.reps, args.no_latency = 2, 1, True
@@ -269,7 +270,7 @@ def main():
     if not args.no_build:
         log("building the release binaries")
         run(["cargo", "build", "--release", "--quiet", "--bins", "--example", "native_rtt", "--example", "rate_client"], cwd=REPO)
-    binary = REPO / "target/release/serverless-wasm"
+    binary = pathlib.Path(args.binary) if args.binary else REPO / "target/release/serverless-wasm"
 
     processes = []
     try:
