@@ -134,6 +134,7 @@ mod tests {
         };
         RouteSpec {
             index: 0,
+            name: format!("{method} {path}"),
             method,
             path,
             handler: HandlerSpec::Static(StaticSpec {

@@ -81,6 +81,9 @@ pub struct Location {
 pub struct RouteSpec {
     /// Position in `[[applications]]`, from 0.
     pub index: usize,
+    /// How logs, statistics and metrics name the route: its `name`, else
+    /// "GET /hello". Unique in a config.
+    pub name: String,
     pub method: Method,
     pub path: RoutePath,
     pub handler: HandlerSpec,
@@ -90,9 +93,10 @@ pub struct RouteSpec {
 }
 
 impl RouteSpec {
-    /// "GET /hello": how logs name the route.
+    /// The route's [`name`](Self::name), owned: callers hand it on as a
+    /// `String` (guest pools, start-up errors).
     pub fn label(&self) -> String {
-        format!("{} {}", self.method, self.path)
+        self.name.clone()
     }
 }
 
