@@ -134,12 +134,19 @@ fn print_summary(shared: &Shared, placement: &[usize]) {
     let routes = &shared.generation.routes;
     println!("{} route(s):", routes.len());
     for route in routes {
+        // The route as written, and its name when it has its own.
+        let pattern = format!("{} {}", route.method, route.path);
+        let label = if route.name == pattern {
+            pattern
+        } else {
+            format!("{pattern} ({})", route.name)
+        };
         match &route.answer {
             SharedAnswer::Static(response) => {
                 let content_type = response.headers.first().map(|(_, v)| String::from_utf8_lossy(v));
                 println!(
                     "  {:<28} static  status {}, {} bytes, {}",
-                    route.name,
+                    label,
                     response.status,
                     response.body.len(),
                     content_type.unwrap_or_default()
@@ -159,7 +166,7 @@ fn print_summary(shared: &Shared, placement: &[usize]) {
                 };
                 println!(
                     "  {:<28} wasm    {}{}: {}; instance {}, fuel {}, memory {} KiB, timeout {} ms, outbound {}",
-                    route.name,
+                    label,
                     w.file.display(),
                     entry,
                     guest.kind(),

@@ -42,7 +42,8 @@ pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 pub const DEFAULT_READ_BUFFER_BYTES: usize = 16 << 10;
 /// glommio runs tasks for this long before polling for I/O again. Its own
 /// default (100 ms) would let one busy guest delay every other connection
-/// on the shard by that much; 2 ms keeps the shard responsive.
+/// on the shard by that much; 500 µs keeps the shard responsive (measured
+/// in tuning/README.md).
 pub const DEFAULT_PREEMPT_TIMER: Duration = Duration::from_micros(500);
 
 /// Instance slots per shard in the pooling allocator: enough for every

@@ -70,10 +70,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 &app.url_path,
                 &format!("applications[{index}].url_path"),
                 format!(
-                    "duplicate route {}: already defined by applications[{}] at line {}",
-                    route.label(),
+                    "duplicate route {} {}: already defined by applications[{}] at line {}",
+                    route.method, route.path, other.index, other.at.line
+                ),
+            ));
+        }
+        if let Some(other) = routes.iter().find(|r| r.name == route.name) {
+            // A default name is located at its route's `method`.
+            let name_at = |app: &raw::RawApplication| app.name.as_ref().map_or(ctx.at(&app.method), |n| ctx.at(n));
+            return Err(ctx.error_at(
+                name_at(app),
+                &format!("applications[{index}].name"),
+                format!(
+                    "duplicate route name {:?}: already used by applications[{}] at line {}",
+                    route.name,
                     other.index,
-                    other.at.line
+                    name_at(&raw.applications[other.index]).line
                 ),
             ));
         }
@@ -142,46 +154,104 @@ fn resolve_listen_address(ctx: &Ctx<'_>, addr: &Spanned<String>) -> Result<Socke
         .ok_or_else(|| ctx.error(addr, "listen_address", format!("{text:?} resolves to no address")))
 }
 
-/// Reads an optional value, checks its range, or takes the default.
-fn bounded<T: Copy + PartialOrd + fmt::Display>(
-    ctx: &Ctx<'_>,
-    value: &Option<Spanned<T>>,
-    key: &str,
-    default: T,
-    min: T,
-    max: T,
-) -> Result<T, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(v) if *v.get_ref() >= min && *v.get_ref() <= max => Ok(*v.get_ref()),
-        Some(v) => Err(ctx.error(
-            v,
-            key,
-            format!("{} is out of range: must be from {min} to {max}", v.get_ref()),
-        )),
+/// The settings of one TOML table (`server`, `applications[2]`): their keys
+/// in messages carry the table's name, and a numeric setting is one call
+/// with its key, default and range, so `server.rs` and `routes.rs` read as
+/// tables of settings.
+struct Settings<'a> {
+    ctx: &'a Ctx<'a>,
+    table: String,
+}
+
+impl<'a> Settings<'a> {
+    fn new(ctx: &'a Ctx<'a>, table: String) -> Self {
+        Settings { ctx, table }
     }
-}
 
-fn bounded_size(
-    ctx: &Ctx<'_>,
-    value: &Option<Spanned<ByteSize>>,
-    key: &str,
-    default: usize,
-    min: usize,
-    max: usize,
-) -> Result<usize, ConfigError> {
-    let as_u64 = value.as_ref().map(|v| Spanned::new(v.span(), v.get_ref().0));
-    bounded(ctx, &as_u64, key, default as u64, min as u64, max as u64).map(|v| v as usize)
-}
+    /// `server.max_body_bytes`: how messages name a key of this table.
+    fn key(&self, key: &str) -> String {
+        format!("{}.{key}", self.table)
+    }
 
-fn millis(
-    ctx: &Ctx<'_>,
-    value: &Option<Spanned<u64>>,
-    key: &str,
-    default: Duration,
-    max: Duration,
-) -> Result<Duration, ConfigError> {
-    bounded(ctx, value, key, default.as_millis() as u64, 1, max.as_millis() as u64).map(Duration::from_millis)
+    fn error<T>(&self, value: &Spanned<T>, key: &str, message: String) -> ConfigError {
+        self.ctx.error(value, &self.key(key), message)
+    }
+
+    /// For a key known only by where its value starts in the text.
+    fn error_at(&self, offset: usize, key: &str, message: String) -> ConfigError {
+        self.ctx.error_at(self.ctx.locate(offset), &self.key(key), message)
+    }
+
+    /// A value within `min..=max`, or `None` when the key is absent.
+    fn optional<T: Copy + PartialOrd + fmt::Display>(
+        &self,
+        value: &Option<Spanned<T>>,
+        key: &str,
+        min: T,
+        max: T,
+    ) -> Result<Option<T>, ConfigError> {
+        match value {
+            None => Ok(None),
+            Some(v) if *v.get_ref() >= min && *v.get_ref() <= max => Ok(Some(*v.get_ref())),
+            Some(v) => Err(self.error(
+                v,
+                key,
+                format!("{} is out of range: must be from {min} to {max}", v.get_ref()),
+            )),
+        }
+    }
+
+    /// A number within `min..=max`, or `default` when the key is absent.
+    fn int<T: Copy + PartialOrd + fmt::Display>(
+        &self,
+        value: &Option<Spanned<T>>,
+        key: &str,
+        default: T,
+        min: T,
+        max: T,
+    ) -> Result<T, ConfigError> {
+        Ok(self.optional(value, key, min, max)?.unwrap_or(default))
+    }
+
+    /// A byte size (`4096`, `"16MiB"`); messages give bytes.
+    fn size(
+        &self,
+        value: &Option<Spanned<ByteSize>>,
+        key: &str,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, ConfigError> {
+        let bytes = value.as_ref().map(|v| Spanned::new(v.span(), v.get_ref().0));
+        self.int(&bytes, key, default as u64, min as u64, max as u64)
+            .map(|v| v as usize)
+    }
+
+    /// A `*_ms` duration; bounds in milliseconds, as written.
+    fn millis(
+        &self,
+        value: &Option<Spanned<u64>>,
+        key: &str,
+        default: Duration,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.int(value, key, default.as_millis() as u64, min, max)
+            .map(Duration::from_millis)
+    }
+
+    /// A `*_us` duration; bounds in microseconds, as written.
+    fn micros(
+        &self,
+        value: &Option<Spanned<u64>>,
+        key: &str,
+        default: Duration,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.int(value, key, default.as_micros() as u64, min, max)
+            .map(Duration::from_micros)
+    }
 }
 
 #[cfg(test)]

@@ -81,19 +81,15 @@ pub struct Location {
 pub struct RouteSpec {
     /// Position in `[[applications]]`, from 0.
     pub index: usize,
+    /// How logs, statistics and metrics name the route: its `name`, else
+    /// "GET /hello". Unique in a config.
+    pub name: String,
     pub method: Method,
     pub path: RoutePath,
     pub handler: HandlerSpec,
     pub max_body_bytes: usize,
     /// Where the entry's `method` is written.
     pub at: Location,
-}
-
-impl RouteSpec {
-    /// "GET /hello": how logs name the route.
-    pub fn label(&self) -> String {
-        format!("{} {}", self.method, self.path)
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

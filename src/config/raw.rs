@@ -53,6 +53,7 @@ pub struct RawServer {
 pub struct RawApplication {
     pub method: Spanned<String>,
     pub url_path: Spanned<String>,
+    pub name: Option<Spanned<String>>,
 
     // A wasm route...
     pub file_path: Option<Spanned<String>>,

@@ -1,16 +1,19 @@
 //! `[[applications]]`: one route each, native or wasm, with its limits.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use toml::Spanned;
 
 use super::defaults::*;
 use super::{
     ConfigError, Ctx, Endpoint, GuestLimits, HandlerSpec, InstancePolicy, OutboundPolicy, RoutePath, RouteSpec,
-    ServerConfig, StaticSpec, WasmSpec, bounded, bounded_size, millis, raw,
+    ServerConfig, Settings, StaticSpec, WasmSpec, raw,
 };
 use crate::http::Method;
+
+/// A route's name becomes a log field and a metrics label value: short,
+/// and nothing that breaks a line or a terminal.
+const MAX_NAME_BYTES: usize = 128;
 
 pub(super) fn route_spec(
     ctx: &Ctx<'_>,
@@ -18,12 +21,12 @@ pub(super) fn route_spec(
     app: &raw::RawApplication,
     server: &ServerConfig,
 ) -> Result<RouteSpec, ConfigError> {
-    let key = |name: &str| format!("applications[{index}].{name}");
+    let s = Settings::new(ctx, format!("applications[{index}]"));
     let method = parse_method(app.method.get_ref()).ok_or_else(|| {
         let allowed: Vec<&str> = Method::ROUTABLE.iter().map(|m| m.as_str()).collect();
-        ctx.error(
+        s.error(
             &app.method,
-            &key("method"),
+            "method",
             format!(
                 "bad method {:?}: expected one of {}",
                 app.method.get_ref(),
@@ -31,11 +34,14 @@ pub(super) fn route_spec(
             ),
         )
     })?;
-    let path = parse_route_path(app.url_path.get_ref()).map_err(|m| ctx.error(&app.url_path, &key("url_path"), m))?;
-    let max_body_bytes = bounded_size(
-        ctx,
+    let path = parse_route_path(app.url_path.get_ref()).map_err(|m| s.error(&app.url_path, "url_path", m))?;
+    let name = match &app.name {
+        Some(name) => check_name(name.get_ref()).map_err(|m| s.error(name, "name", m))?,
+        None => format!("{method} {path}"),
+    };
+    let max_body_bytes = s.size(
         &app.max_body_bytes,
-        &key("max_body_bytes"),
+        "max_body_bytes",
         server.framing.max_body,
         0,
         MAX_BODY_BYTES,
@@ -43,47 +49,66 @@ pub(super) fn route_spec(
 
     let handler = match (&app.file_path, &app.static_body) {
         (Some(_), Some(body)) => {
-            return Err(ctx.error(
+            return Err(s.error(
                 body,
-                &key("static_body"),
+                "static_body",
                 "a route has either file_path or static_body, not both".into(),
             ));
         }
         (None, None) => {
-            return Err(ctx.error(
+            return Err(s.error(
                 &app.method,
-                &key("file_path"),
+                "file_path",
                 "the route needs a file_path (wasm) or a static_body (native)".into(),
             ));
         }
         (None, Some(body)) => {
-            reject_wasm_keys(ctx, index, app)?;
-            HandlerSpec::Static(static_spec(ctx, index, app, body)?)
+            reject_wasm_keys(&s, app)?;
+            HandlerSpec::Static(static_spec(&s, app, body)?)
         }
         (Some(file), None) => {
             for (name, present) in [
-                ("status", app.status.as_ref().map(|s| s.span())),
-                ("content_type", app.content_type.as_ref().map(|s| s.span())),
+                ("status", app.status.as_ref().map(|v| v.span())),
+                ("content_type", app.content_type.as_ref().map(|v| v.span())),
             ] {
                 if let Some(span) = present {
-                    return Err(ctx.error_at(
-                        ctx.locate(span.start),
-                        &key(name),
+                    return Err(s.error_at(
+                        span.start,
+                        name,
                         format!("{name} applies to static_body routes; a wasm route sets its own status and headers"),
                     ));
                 }
             }
-            HandlerSpec::Wasm(Box::new(wasm_spec(ctx, index, app, file)?))
+            HandlerSpec::Wasm(Box::new(wasm_spec(&s, app, file)?))
         }
     };
     Ok(RouteSpec {
         index,
+        name,
         method,
         path,
         handler,
         max_body_bytes,
         at: ctx.at(&app.method),
     })
+}
+
+/// An explicit `name`. A default one ("GET /hello") needs no check: a
+/// `url_path` is printable already, and a long one was never refused.
+fn check_name(name: &str) -> Result<String, String> {
+    if name.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "the name is {} bytes long: at most {MAX_NAME_BYTES}",
+            name.len()
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("{name:?} contains a control character"));
+    }
+    Ok(name.to_string())
 }
 
 fn parse_method(text: &str) -> Option<Method> {
@@ -108,29 +133,17 @@ fn parse_route_path(text: &str) -> Result<RoutePath, String> {
     }
 }
 
-fn static_spec(
-    ctx: &Ctx<'_>,
-    index: usize,
-    app: &raw::RawApplication,
-    body: &Spanned<String>,
-) -> Result<StaticSpec, ConfigError> {
-    let status = bounded(
-        ctx,
-        &app.status,
-        &format!("applications[{index}].status"),
-        200,
-        200,
-        999,
-    )?;
+fn static_spec(s: &Settings<'_>, app: &raw::RawApplication, body: &Spanned<String>) -> Result<StaticSpec, ConfigError> {
+    let status = s.int(&app.status, "status", 200, 200, 999)?;
     let content_type = match &app.content_type {
         None => DEFAULT_STATIC_CONTENT_TYPE.to_string(),
         Some(ct) if crate::http::is_field_value(ct.get_ref().as_bytes()) && !ct.get_ref().is_empty() => {
             ct.get_ref().clone()
         }
         Some(ct) => {
-            return Err(ctx.error(
+            return Err(s.error(
                 ct,
-                &format!("applications[{index}].content_type"),
+                "content_type",
                 format!("{:?} is not a valid header value", ct.get_ref()),
             ));
         }
@@ -143,7 +156,7 @@ fn static_spec(
 }
 
 /// A static route with wasm-only keys is a mistake worth reporting.
-fn reject_wasm_keys(ctx: &Ctx<'_>, index: usize, app: &raw::RawApplication) -> Result<(), ConfigError> {
+fn reject_wasm_keys(s: &Settings<'_>, app: &raw::RawApplication) -> Result<(), ConfigError> {
     let spans = [
         ("function", app.function.as_ref().map(|v| v.span())),
         ("env", app.env.as_ref().map(|v| v.span())),
@@ -182,22 +195,18 @@ fn reject_wasm_keys(ctx: &Ctx<'_>, index: usize, app: &raw::RawApplication) -> R
     ];
     match spans.into_iter().find_map(|(name, span)| span.map(|s| (name, s))) {
         None => Ok(()),
-        Some((name, span)) => Err(ctx.error_at(
-            ctx.locate(span.start),
-            &format!("applications[{index}].{name}"),
+        Some((name, span)) => Err(s.error_at(
+            span.start,
+            name,
             format!("{name} applies to wasm routes (file_path), not to static_body routes"),
         )),
     }
 }
 
-fn wasm_spec(
-    ctx: &Ctx<'_>,
-    index: usize,
-    app: &raw::RawApplication,
-    file: &Spanned<String>,
-) -> Result<WasmSpec, ConfigError> {
-    let key = |name: &str| format!("applications[{index}].{name}");
-    let resolved = resolve_file(ctx.path, file.get_ref()).map_err(|m| ctx.error(file, &key("file_path"), m))?;
+fn wasm_spec(s: &Settings<'_>, app: &raw::RawApplication, file: &Spanned<String>) -> Result<WasmSpec, ConfigError> {
+    const HOUR_MS: u64 = 3_600_000;
+    let ctx = s.ctx;
+    let resolved = resolve_file(ctx.path, file.get_ref()).map_err(|m| s.error(file, "file_path", m))?;
     let function = app
         .function
         .as_ref()
@@ -205,144 +214,62 @@ fn wasm_spec(
     let instance = match app.instance.as_ref().map(|i| i.get_ref().as_str()) {
         None | Some("fresh") => {
             if let Some(m) = &app.max_requests_per_instance {
-                return Err(ctx.error(
+                return Err(s.error(
                     m,
-                    &key("max_requests_per_instance"),
+                    "max_requests_per_instance",
                     "applies only with instance = \"reuse\"".into(),
                 ));
             }
             InstancePolicy::Fresh
         }
+        #[rustfmt::skip]
         Some("reuse") => InstancePolicy::Reuse {
-            max_requests: bounded(
-                ctx,
-                &app.max_requests_per_instance,
-                &key("max_requests_per_instance"),
-                DEFAULT_MAX_REQUESTS_PER_INSTANCE,
-                1,
-                u64::MAX,
-            )?,
+            max_requests: s.int(&app.max_requests_per_instance, "max_requests_per_instance", DEFAULT_MAX_REQUESTS_PER_INSTANCE, 1, u64::MAX)?,
         },
         Some(other) => {
             let at = app.instance.as_ref().map(|i| ctx.at(i)).unwrap_or_default();
             return Err(ctx.error_at(
                 at,
-                &key("instance"),
+                &s.key("instance"),
                 format!("{other:?} is not an instance policy: use \"fresh\" or \"reuse\""),
             ));
         }
     };
-    let fuel = bounded(ctx, &app.fuel, &key("fuel"), DEFAULT_FUEL, 1, u64::MAX / 2)?;
+    let fuel = s.int(&app.fuel, "fuel", DEFAULT_FUEL, 1, u64::MAX / 2)?;
+    let yield_interval = DEFAULT_FUEL_YIELD_INTERVAL.min(fuel);
+    // One line per setting: raw value, key, default, min, max (rustfmt would
+    // spread each call over eight lines).
+    #[rustfmt::skip]
     let limits = GuestLimits {
         fuel,
-        fuel_yield_interval: bounded(
-            ctx,
-            &app.fuel_yield_interval,
-            &key("fuel_yield_interval"),
-            DEFAULT_FUEL_YIELD_INTERVAL.min(fuel),
-            1_000,
-            u64::MAX / 2,
-        )?,
-        timeout: millis(
-            ctx,
-            &app.timeout_ms,
-            &key("timeout_ms"),
-            DEFAULT_GUEST_TIMEOUT,
-            Duration::from_secs(3600),
-        )?,
-        memory_limit: bounded_size(
-            ctx,
-            &app.memory_limit,
-            &key("memory_limit"),
-            DEFAULT_MEMORY_LIMIT,
-            WASM_PAGE,
-            MAX_MEMORY_LIMIT,
-        )?,
-        table_elements_limit: bounded(
-            ctx,
-            &app.table_elements_limit,
-            &key("table_elements_limit"),
-            DEFAULT_TABLE_ELEMENTS,
-            0,
-            10_000_000,
-        )?,
-        max_response_bytes: bounded_size(
-            ctx,
-            &app.max_response_bytes,
-            &key("max_response_bytes"),
-            DEFAULT_MAX_RESPONSE_BYTES,
-            0,
-            1 << 30,
-        )?,
-        max_log_bytes: bounded_size(
-            ctx,
-            &app.max_log_bytes,
-            &key("max_log_bytes"),
-            DEFAULT_MAX_LOG_BYTES,
-            0,
-            16 << 20,
-        )?,
         instance,
-        max_concurrency: bounded(
-            ctx,
-            &app.max_concurrency,
-            &key("max_concurrency"),
-            DEFAULT_MAX_CONCURRENCY,
-            1,
-            100_000,
-        )?,
-        max_queue: bounded(ctx, &app.max_queue, &key("max_queue"), DEFAULT_MAX_QUEUE, 0, 1_000_000)?,
-        warm_instances: bounded(
-            ctx,
-            &app.warm_instances,
-            &key("warm_instances"),
-            DEFAULT_WARM_INSTANCES,
-            0,
-            10_000,
-        )?,
+        fuel_yield_interval:  s.int(&app.fuel_yield_interval,  "fuel_yield_interval",  yield_interval,             1_000,     u64::MAX / 2)?,
+        timeout:              s.millis(&app.timeout_ms,        "timeout_ms",           DEFAULT_GUEST_TIMEOUT,      1,         HOUR_MS)?,
+        memory_limit:         s.size(&app.memory_limit,        "memory_limit",         DEFAULT_MEMORY_LIMIT,       WASM_PAGE, MAX_MEMORY_LIMIT)?,
+        table_elements_limit: s.int(&app.table_elements_limit, "table_elements_limit", DEFAULT_TABLE_ELEMENTS,     0,         10_000_000)?,
+        max_response_bytes:   s.size(&app.max_response_bytes,  "max_response_bytes",   DEFAULT_MAX_RESPONSE_BYTES, 0,         1 << 30)?,
+        max_log_bytes:        s.size(&app.max_log_bytes,       "max_log_bytes",        DEFAULT_MAX_LOG_BYTES,      0,         16 << 20)?,
+        max_concurrency:      s.int(&app.max_concurrency,      "max_concurrency",      DEFAULT_MAX_CONCURRENCY,    1,         100_000)?,
+        max_queue:            s.int(&app.max_queue,            "max_queue",            DEFAULT_MAX_QUEUE,          0,         1_000_000)?,
+        warm_instances:       s.int(&app.warm_instances,       "warm_instances",       DEFAULT_WARM_INSTANCES,     0,         10_000)?,
     };
     let env = app.env.as_ref().map(|e| e.get_ref().clone()).unwrap_or_default();
     let mut allowed = Vec::new();
     for entry in app.allowed_outbound.iter().flatten() {
-        allowed.push(Endpoint::parse(entry.get_ref()).map_err(|m| ctx.error(entry, &key("allowed_outbound"), m))?);
+        allowed.push(Endpoint::parse(entry.get_ref()).map_err(|m| s.error(entry, "allowed_outbound", m))?);
     }
     let allowed_from_env = app.allowed_outbound.is_none();
     if allowed_from_env {
         allowed.extend(env.values().filter_map(|v| Endpoint::parse(v).ok()));
     }
+    #[rustfmt::skip]
     let outbound = OutboundPolicy {
         allowed,
         allowed_from_env,
-        connect_timeout: millis(
-            ctx,
-            &app.connect_timeout_ms,
-            &key("connect_timeout_ms"),
-            DEFAULT_CONNECT_TIMEOUT,
-            Duration::from_secs(600),
-        )?,
-        io_timeout: millis(
-            ctx,
-            &app.io_timeout_ms,
-            &key("io_timeout_ms"),
-            DEFAULT_IO_TIMEOUT,
-            Duration::from_secs(3600),
-        )?,
-        max_connections: bounded(
-            ctx,
-            &app.max_backend_connections,
-            &key("max_backend_connections"),
-            DEFAULT_MAX_BACKEND_CONNECTIONS,
-            0,
-            1024,
-        )?,
-        max_bytes: bounded_size(
-            ctx,
-            &app.max_backend_bytes,
-            &key("max_backend_bytes"),
-            DEFAULT_MAX_BACKEND_BYTES,
-            0,
-            1 << 40,
-        )? as u64,
+        connect_timeout: s.millis(&app.connect_timeout_ms,   "connect_timeout_ms",      DEFAULT_CONNECT_TIMEOUT,         1, 600_000)?,
+        io_timeout:      s.millis(&app.io_timeout_ms,        "io_timeout_ms",           DEFAULT_IO_TIMEOUT,              1, HOUR_MS)?,
+        max_connections: s.int(&app.max_backend_connections, "max_backend_connections", DEFAULT_MAX_BACKEND_CONNECTIONS, 0, 1024)?,
+        max_bytes:       s.size(&app.max_backend_bytes,      "max_backend_bytes",       DEFAULT_MAX_BACKEND_BYTES,       0, 1 << 40)? as u64,
     };
     Ok(WasmSpec {
         file: resolved,

@@ -43,7 +43,7 @@ fn static_routes_and_prefixes() {
     );
     let route = &config.routes[0];
     assert_eq!(route.path, RoutePath::Prefix("/files".into()));
-    assert_eq!(route.label(), "GET /files/*");
+    assert_eq!(route.name, "GET /files/*");
     match &route.handler {
         HandlerSpec::Static(s) => assert_eq!((s.status, s.content_type.as_str()), (201, DEFAULT_STATIC_CONTENT_TYPE)),
         HandlerSpec::Wasm(_) => panic!("static route expected"),
@@ -82,4 +82,93 @@ fn endpoints_are_host_and_port() {
     assert!(Endpoint::parse("no-port").is_err());
     assert!(Endpoint::parse("host:0").is_err());
     assert!(Endpoint::parse("*.internal:80").is_err());
+}
+
+/// `listen_address`, then one static route per `(method, path, extra keys)`.
+fn routes(entries: &[(&str, &str, &str)]) -> String {
+    let mut text = "listen_address = \"127.0.0.1:0\"\n".to_string();
+    for (method, path, extra) in entries {
+        text += &format!("[[applications]]\nmethod = \"{method}\"\nurl_path = \"{path}\"\nstatic_body = \"\"\n{extra}");
+    }
+    text
+}
+
+#[test]
+fn a_route_is_named_by_method_and_path_unless_it_has_a_name() {
+    let config = parse_ok(&routes(&[
+        ("GET", "/hello", ""),
+        ("POST", "/files/*", "name = \"upload\"\n"),
+        ("GET", "/stats", "name = \"Statistik · GET /stats\"\n"),
+    ]));
+    let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["GET /hello", "upload", "Statistik · GET /stats"]);
+    assert_eq!(config.routes[1].name, "upload");
+}
+
+#[test]
+fn a_duplicate_name_is_refused_where_the_second_is_written() {
+    // Lines: 2 [[applications]], 3 method, 6 name; then 7, 8, 11.
+    let err = parse_err(&routes(&[
+        ("GET", "/a", "name = \"hello\"\n"),
+        ("GET", "/b", "name = \"hello\"\n"),
+    ]));
+    assert_eq!(
+        err,
+        "test.toml:11:8: applications[1].name: duplicate route name \"hello\": already used by applications[0] at line 6"
+    );
+}
+
+#[test]
+fn a_name_may_not_be_another_routes_default_name() {
+    // The explicit name comes second: located at it.
+    let err = parse_err(&routes(&[("GET", "/a", ""), ("GET", "/b", "name = \"GET /a\"\n")]));
+    assert_eq!(
+        err,
+        "test.toml:10:8: applications[1].name: duplicate route name \"GET /a\": already used by applications[0] at line 3"
+    );
+    // The default name comes second: located at its method.
+    let err = parse_err(&routes(&[("GET", "/a", "name = \"GET /b\"\n"), ("GET", "/b", "")]));
+    assert_eq!(
+        err,
+        "test.toml:8:10: applications[1].name: duplicate route name \"GET /b\": already used by applications[0] at line 6"
+    );
+}
+
+#[test]
+fn a_same_route_twice_is_still_reported_as_a_duplicate_route() {
+    // Same method and path means the same default name: the route message,
+    // checked first, is the one reported.
+    let err = parse_err(&routes(&[("GET", "/a", ""), ("GET", "/a", "")]));
+    assert!(
+        err.contains("applications[1].url_path: duplicate route GET /a"),
+        "{err}"
+    );
+    // Named routes too: the message gives the method and path, not the name.
+    let err = parse_err(&routes(&[
+        ("GET", "/a", "name = \"x\"\n"),
+        ("GET", "/a", "name = \"y\"\n"),
+    ]));
+    assert_eq!(
+        err,
+        "test.toml:9:12: applications[1].url_path: duplicate route GET /a: already defined by applications[0] at line 3"
+    );
+}
+
+#[test]
+fn a_name_is_short_printable_and_not_empty() {
+    let err = parse_err(&routes(&[("GET", "/a", "name = \"\"\n")]));
+    assert_eq!(err, "test.toml:6:8: applications[0].name: the name is empty");
+    let long = "n".repeat(129);
+    let err = parse_err(&routes(&[("GET", "/a", &format!("name = \"{long}\"\n"))]));
+    assert_eq!(
+        err,
+        "test.toml:6:8: applications[0].name: the name is 129 bytes long: at most 128"
+    );
+    let err = parse_err(&routes(&[("GET", "/a", "name = \"two\\nlines\"\n")]));
+    assert_eq!(
+        err,
+        "test.toml:6:8: applications[0].name: \"two\\nlines\" contains a control character"
+    );
+    let config = parse_ok(&routes(&[("GET", "/a", &format!("name = \"{}\"\n", "n".repeat(128)))]));
+    assert_eq!(config.routes[0].name.len(), 128);
 }

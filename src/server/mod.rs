@@ -57,14 +57,14 @@ pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
             HandlerSpec::Wasm(spec) => {
                 if spec.outbound.allowed_from_env && !spec.outbound.allowed.is_empty() {
                     let names: Vec<String> = spec.outbound.allowed.iter().map(|e| e.to_string()).collect();
-                    tracing::info!(route = %route.label(), "no allowed_outbound: allowing the backend address(es) in its env: {}", names.join(", "));
+                    tracing::info!(route = %route.name, "no allowed_outbound: allowing the backend address(es) in its env: {}", names.join(", "));
                 }
-                let guest = runtime.load(&route.label(), spec, &mut cache).map_err(|source| {
+                let guest = runtime.load(&route.name, spec, &mut cache).map_err(|source| {
                     StartupError::Guest(Box::new(GuestError {
                         path: config.source.clone(),
                         at: spec.file_at,
                         key: format!("applications[{}].file_path", route.index),
-                        route: route.label().to_string(),
+                        route: route.name.clone(),
                         source,
                     }))
                 })?;

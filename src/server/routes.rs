@@ -53,7 +53,7 @@ impl SharedRoute {
             (HandlerSpec::Wasm(_), None) => SharedAnswer::Static(crate::http::answers::canned(500)),
         };
         SharedRoute {
-            name: spec.label().to_string(),
+            name: spec.name.clone(),
             method: spec.method,
             path: spec.path.clone(),
             max_body_bytes: spec.max_body_bytes,
