@@ -277,6 +277,9 @@ mod tests {
             })
             .to_json();
         assert!(json.starts_with(r#"{"shard":3,"#), "{json}");
-        assert!(json.contains(r#""hello":{"responses":{},"requests":0,"fuel_used":7"#), "{json}");
+        assert!(
+            json.contains(r#""hello":{"responses":{},"requests":0,"fuel_used":7"#),
+            "{json}"
+        );
     }
 }

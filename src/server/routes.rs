@@ -36,7 +36,10 @@ pub struct SharedRoute {
 pub enum SharedAnswer {
     /// A native answer, without wasm.
     Static(Response),
-    Guest { guest: Arc<Guest>, spec: Box<WasmSpec> },
+    Guest {
+        guest: Arc<Guest>,
+        spec: Box<WasmSpec>,
+    },
 }
 
 impl SharedRoute {

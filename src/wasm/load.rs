@@ -51,7 +51,10 @@ enum Compiled {
 /// Loads and checks the guest of one route.
 pub fn load(
     engine: &Engine,
-    Linkers { module: linker, component: component_linker }: &Linkers,
+    Linkers {
+        module: linker,
+        component: component_linker,
+    }: &Linkers,
     label: &str,
     spec: &WasmSpec,
     cache: &mut ModuleCache,
@@ -141,4 +144,3 @@ fn read_binary(path: &Path) -> Result<Vec<u8>, ReadError> {
         .map(|b| b.into_owned())
         .map_err(|e| ReadError::Invalid(format!("is neither a wasm binary nor valid WAT text: {e}")))
 }
-

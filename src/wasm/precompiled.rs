@@ -115,7 +115,10 @@ impl CompileCache {
 }
 
 /// The compiled guest in `entry`, if there is a usable one.
-#[allow(unsafe_code, reason = "runs native code that this cache wrote; see the SAFETY comment")]
+#[allow(
+    unsafe_code,
+    reason = "runs native code that this cache wrote; see the SAFETY comment"
+)]
 fn load<A: Artifact>(engine: &Engine, entry: &Path) -> std::result::Result<Option<A>, String> {
     let Some(stored) = read_entry(entry)? else {
         return Ok(None);

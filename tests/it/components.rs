@@ -94,7 +94,11 @@ fn hello_component_answers_with_chunked_framing_keep_alive_and_head() {
     let logs = server.stop();
     let reports = crate::harness::shard_reports(&logs, crate::harness::STOP_REPORT);
     let sleep = &reports.first().unwrap_or_else(|| panic!("{logs}"))["routes"]["GET /sleep"];
-    assert_eq!((sleep["requests"].as_u64(), sleep["instances_created"].as_u64()), (Some(0), Some(2)), "{logs}");
+    assert_eq!(
+        (sleep["requests"].as_u64(), sleep["instances_created"].as_u64()),
+        (Some(0), Some(2)),
+        "{logs}"
+    );
 }
 
 #[test]

@@ -204,7 +204,9 @@ impl<'a> Connection<'a> {
                 return Ok(next(keep_alive));
             }
             Handler::Guest(pool) if pool.streams_request_body() => {
-                return self.stream_exchange(RoutedRequest { route, pool, head_only }, true).await;
+                return self
+                    .stream_exchange(RoutedRequest { route, pool, head_only }, true)
+                    .await;
             }
             Handler::Guest(pool) => pool,
         };

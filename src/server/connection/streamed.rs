@@ -67,7 +67,10 @@ impl Connection<'_> {
         let answer = routed.pool.handle(&mut self.request, Some(guest_body)).await;
         let response = match answer {
             Ok(Answer::Streamed(exchange)) => {
-                let body = Some(Upload { body, complete: body_complete });
+                let body = Some(Upload {
+                    body,
+                    complete: body_complete,
+                });
                 return self.relay(routed, exchange, body, keep_alive).await;
             }
             Ok(Answer::Whole(response)) => response,
@@ -149,7 +152,14 @@ impl Connection<'_> {
                 route: &routed.route.name,
             };
             let counts = &routed.route.stats.responses;
-            let mut sending = pin!(send_response(&mut out, &mut exchange, &meta, version, &head_sent, counts));
+            let mut sending = pin!(send_response(
+                &mut out,
+                &mut exchange,
+                &meta,
+                version,
+                &head_sent,
+                counts
+            ));
 
             let mut received = None;
             let mut sent = None;

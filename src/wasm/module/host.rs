@@ -6,10 +6,10 @@ use std::rc::Rc;
 use wasmtime::{Caller, Memory, StoreLimits, StoreLimitsBuilder};
 
 use super::backends::Backends;
+use crate::http::Request;
 use crate::wasm::guest_log::LogBudget;
 use crate::wasm::route::RouteContext;
 use crate::wasm::shard_local::ShardLocal;
-use crate::http::Request;
 
 /// Most headers a guest response may carry; more is a 500.
 const MAX_RESPONSE_HEADERS: usize = 100;
