@@ -29,7 +29,7 @@ def measure(binary, duration):
                     "--no-record", "--no-latency", "--reps", "1", "--duration", str(duration)],
                    check=True, stdout=subprocess.DEVNULL)
     summary = json.loads(LATEST.read_text())["summary"]
-    return {(name, mode): values["ratio_to_native"]
+    return {(name, mode): (values["ratio_to_native"], values["server_cpu_us_per_request"])
             for name, modes in summary.items() for mode, values in modes.items()
             if isinstance(values, dict) and "ratio_to_native" in values}
 
@@ -47,18 +47,22 @@ def main():
                     "--example", "rate_client"], cwd=REPO, check=True)
 
     ratios = {"old": {}, "new": {}}
+    cpu = {"old": {}, "new": {}}
     for round_ in range(args.rounds):
         for label in ("old", "new"):
             print(f"round {round_ + 1}/{args.rounds}: {label}", file=sys.stderr, flush=True)
-            for key, ratio in measure(getattr(args, label), args.duration).items():
+            for key, (ratio, cpu_us) in measure(getattr(args, label), args.duration).items():
                 ratios[label].setdefault(key, []).append(ratio)
+                cpu[label].setdefault(key, []).append(cpu_us)
 
     rows = []
     for key in sorted(ratios["new"]):
-        if key[0] == "native" or key not in ratios["old"]:
+        if key not in ratios["old"]:
             continue
         old, new = statistics.median(ratios["old"][key]), statistics.median(ratios["new"][key])
+        old_cpu, new_cpu = statistics.median(cpu["old"][key]), statistics.median(cpu["new"][key])
         rows.append(f"| {key[0]} | {key[1]} | {old:.3f} | {new:.3f} | {(new / old - 1) * 100:+.1f} % | "
+                    f"{old_cpu:.2f} | {new_cpu:.2f} | "
                     f"{', '.join(f'{r:.3f}' for r in ratios['old'][key])} | "
                     f"{', '.join(f'{r:.3f}' for r in ratios['new'][key])} |")
     table = "\n".join([
@@ -67,8 +71,9 @@ def main():
         f"(old `{args.old}`, new `{args.new}`; runs interleaved old, new, old, new, ...; "
         "each run is `benches/load.py --reps 1 --no-latency`).",
         "",
-        "| scenario | mode | old: median ratio to native | new: median ratio to native | new vs old | old runs | new runs |",
-        "|---|---|---:|---:|---:|---|---|",
+        "| scenario | mode | old: median ratio to native | new: median ratio to native | new vs old "
+        "| old: server CPU µs/req | new: server CPU µs/req | old runs (ratio) | new runs (ratio) |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
         *rows,
     ])
     print(table)

@@ -10,8 +10,9 @@
 //! and when it stops; the tests and the soak read those lines.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -78,17 +79,88 @@ impl StatusCounts {
 
     /// Non-zero counts, keyed by code or class.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.each().filter(|(_, n)| *n > 0).collect()
+    }
+
+    /// Every code or class with its count, zeros included.
+    pub fn each(&self) -> impl Iterator<Item = (String, u64)> + '_ {
         let codes = COUNTED_CODES.iter().map(|c| c.to_string()).zip(&self.codes);
         let classes = CLASSES.iter().map(|c| c.to_string()).zip(&self.classes);
-        codes
-            .chain(classes)
-            .map(|(code, counter)| (code, counter.get()))
-            .filter(|(_, n)| *n > 0)
-            .collect()
+        codes.chain(classes).map(|(code, counter)| (code, counter.get()))
     }
 
     pub fn total(&self) -> u64 {
         self.codes.iter().chain(&self.classes).map(Counter::get).sum()
+    }
+}
+
+/// Upper bounds of the request duration histogram, in seconds: requests
+/// here take microseconds, a slow guest seconds.
+pub const DURATION_BUCKETS: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Request durations (Prometheus histogram semantics: `+Inf` is `count`).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations at most each bound (not cumulative).
+    buckets: [Counter; DURATION_BUCKETS.len()],
+    count: Counter,
+    sum_nanos: Counter,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Some(i) = DURATION_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[i].bump();
+        }
+        self.count.bump();
+        self.sum_nanos.add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Cumulative counts per bound, the total count and the sum in seconds.
+    pub fn snapshot(&self) -> (Vec<u64>, u64, f64) {
+        let mut total = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|b| {
+                total += b.get();
+                total
+            })
+            .collect();
+        (cumulative, self.count.get(), self.sum_nanos.get() as f64 / 1e9)
+    }
+}
+
+/// How a guest's outbound connection or request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboundResult {
+    Ok,
+    /// Not on the route's `allowed_outbound` list.
+    Denied,
+    /// A connection or request limit of the route.
+    Limit,
+    /// Refused, unreachable, timed out, or a protocol error.
+    Failed,
+}
+
+impl OutboundResult {
+    pub const ALL: [OutboundResult; 4] = [
+        OutboundResult::Ok,
+        OutboundResult::Denied,
+        OutboundResult::Limit,
+        OutboundResult::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboundResult::Ok => "ok",
+            OutboundResult::Denied => "denied",
+            OutboundResult::Limit => "limit",
+            OutboundResult::Failed => "failed",
+        }
     }
 }
 
@@ -99,6 +171,25 @@ pub enum GuestFailure {
     Fuel,
     Timeout,
     BadResponse,
+}
+
+impl GuestFailure {
+    pub const ALL: [GuestFailure; 4] = [
+        GuestFailure::Trap,
+        GuestFailure::Fuel,
+        GuestFailure::Timeout,
+        GuestFailure::BadResponse,
+    ];
+
+    /// The `reason` label of the failures metric.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestFailure::Trap => "trap",
+            GuestFailure::Fuel => "fuel",
+            GuestFailure::Timeout => "timeout",
+            GuestFailure::BadResponse => "bad_response",
+        }
+    }
 }
 
 /// One route's counters on one shard.
@@ -118,16 +209,41 @@ pub struct RouteStats {
     pub instances_created: Counter,
     /// Instances alive (ready or running), refreshed when the shard reports.
     pub live_instances: Gauge,
+    /// `memory.grow` refused by the route's `memory_limit` (the guest sees
+    /// -1; it does not trap by itself).
+    pub memory_grow_denied: Counter,
+    /// From the first byte of a routed request to its last response byte
+    /// handed to the socket.
+    pub duration: Histogram,
+    /// Outbound connections (modules) and requests (components), by
+    /// [`OutboundResult`].
+    outbound: [Counter; OutboundResult::ALL.len()],
 }
 
 impl RouteStats {
     pub fn guest_failed(&self, failure: GuestFailure) {
+        self.failure_counter(failure).bump();
+    }
+
+    pub fn failures(&self, failure: GuestFailure) -> u64 {
+        self.failure_counter(failure).get()
+    }
+
+    fn failure_counter(&self, failure: GuestFailure) -> &Counter {
         match failure {
-            GuestFailure::Trap => self.traps.bump(),
-            GuestFailure::Fuel => self.out_of_fuel.bump(),
-            GuestFailure::Timeout => self.timeouts.bump(),
-            GuestFailure::BadResponse => self.bad_responses.bump(),
+            GuestFailure::Trap => &self.traps,
+            GuestFailure::Fuel => &self.out_of_fuel,
+            GuestFailure::Timeout => &self.timeouts,
+            GuestFailure::BadResponse => &self.bad_responses,
         }
+    }
+
+    pub fn outbound(&self, result: OutboundResult) {
+        self.outbound[result as usize].bump();
+    }
+
+    pub fn outbound_count(&self, result: OutboundResult) -> u64 {
+        self.outbound[result as usize].get()
     }
 
     fn snapshot(&self) -> RouteSnapshot {
@@ -142,6 +258,7 @@ impl RouteStats {
             rejected: self.rejected.get(),
             instances_created: self.instances_created.get(),
             live_instances: self.live_instances.get(),
+            memory_grow_denied: self.memory_grow_denied.get(),
         }
     }
 }
@@ -161,6 +278,9 @@ pub struct ShardStats {
     pub protocol_errors: Counter,
     /// Responses to requests that matched no route (404, 405).
     pub unrouted: StatusCounts,
+    /// When the shard's event loop last ran a round of its own (ms since
+    /// the Unix epoch): `/healthz` finds a stuck shard by it.
+    pub heartbeat_ms: Gauge,
     /// By route name. Locked only when a generation's routes are set up
     /// and when a snapshot is taken, never on the request path.
     routes: Mutex<BTreeMap<String, Arc<RouteStats>>>,
@@ -181,6 +301,20 @@ impl ShardStats {
         routes.entry(name.to_string()).or_default().clone()
     }
 
+    /// Every route's counters on this shard, by name.
+    pub fn routes(&self) -> Vec<(String, Arc<RouteStats>)> {
+        let routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        routes.iter().map(|(name, stats)| (name.clone(), stats.clone())).collect()
+    }
+
+    /// Records that the shard's event loop is running.
+    pub fn beat(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.heartbeat_ms.set(now);
+    }
+
     pub fn snapshot(&self, state: ShardState) -> ShardSnapshot {
         let routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
         ShardSnapshot {
@@ -196,6 +330,34 @@ impl ShardStats {
             unrouted: self.unrouted.snapshot(),
             routes: routes.iter().map(|(name, r)| (name.clone(), r.snapshot())).collect(),
         }
+    }
+}
+
+/// Whether the server can take traffic: what `/readyz` answers. Written
+/// by the main thread (started) and on a stop signal (draining).
+#[derive(Debug, Default)]
+pub struct Health {
+    started: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl Health {
+    /// Every guest is loaded and every shard listens.
+    pub fn set_started(&self) {
+        self.started.store(true, Ordering::Relaxed);
+    }
+
+    /// A stop signal arrived: balancers must stop sending requests.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.started.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 }
 
@@ -235,6 +397,7 @@ pub struct RouteSnapshot {
     pub rejected: u64,
     pub instances_created: u64,
     pub live_instances: u64,
+    pub memory_grow_denied: u64,
 }
 
 impl ShardSnapshot {
@@ -262,6 +425,19 @@ mod tests {
         assert_eq!(snapshot["5xx"], 1);
         assert_eq!(snapshot["9xx"], 1);
         assert_eq!(counts.total(), 6);
+    }
+
+    #[test]
+    fn durations_fall_in_cumulative_buckets() {
+        let histogram = Histogram::default();
+        histogram.observe(Duration::from_micros(40));
+        histogram.observe(Duration::from_micros(300));
+        histogram.observe(Duration::from_secs(60));
+        let (buckets, count, sum) = histogram.snapshot();
+        assert_eq!(&buckets[..4], &[1, 1, 1, 2]);
+        assert_eq!(buckets[DURATION_BUCKETS.len() - 1], 2, "60 s is only in +Inf");
+        assert_eq!(count, 3);
+        assert!((sum - 60.00034).abs() < 1e-9, "{sum}");
     }
 
     #[test]
