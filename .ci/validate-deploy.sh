@@ -18,17 +18,20 @@ cd "$(dirname "$0")/.."
 # The oldest Kubernetes release the manifests are meant for, and the newest
 # one whose schemas kubernetes-validate 1.37.0 bundles.
 KUBE_VERSIONS=${KUBE_VERSIONS:-"1.30.0 1.37.0"}
+read -ra versions <<<"$KUBE_VERSIONS"
 VALIDATOR_VERSION=1.37.0
 
-if ! command -v kubernetes-validate >/dev/null 2>&1; then
+# Run as a module: no dependence on where pip put the command.
+validate() { python3 -m kubernetes_validate "$@"; }
+if ! python3 -c 'import kubernetes_validate' >/dev/null 2>&1; then
     echo "installing kubernetes-validate $VALIDATOR_VERSION (PyPI)"
     python3 -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$VALIDATOR_VERSION"
 fi
-echo "kubernetes-validate $(kubernetes-validate --version)"
+echo "kubernetes-validate $(validate --version)"
 
 # Each requested version must be one whose schemas are bundled (an unknown
 # version makes the validator fail with an unhelpful message).
-python3 - $KUBE_VERSIONS <<'EOF'
+python3 - "${versions[@]}" <<'EOF'
 import sys
 import kubernetes_validate.utils as utils
 have = sorted(set(utils.all_versions()), key=lambda v: tuple(map(int, v.split("."))))
@@ -39,11 +42,11 @@ EOF
 
 status=0
 manifests=$(find deploy/kubernetes -name '*.yaml' ! -name kustomization.yaml | sort)
-for version in $KUBE_VERSIONS; do
+for version in "${versions[@]}"; do
     for file in $manifests; do
         # Any line but an INFO "passed" (an ERROR, or a WARN such as an
         # unknown kind or apiVersion) fails the file.
-        if ! out=$(kubernetes-validate --strict -k "$version" "$file" 2>&1); then
+        if ! out=$(validate --strict -k "$version" "$file" 2>&1); then
             status=1
         fi
         echo "$out"
