@@ -116,7 +116,8 @@ impl Histogram {
             self.buckets[i].bump();
         }
         self.count.bump();
-        self.sum_nanos.add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        self.sum_nanos
+            .add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
     }
 
     /// Cumulative counts per bound, the total count and the sum in seconds.
@@ -304,7 +305,10 @@ impl ShardStats {
     /// Every route's counters on this shard, by name.
     pub fn routes(&self) -> Vec<(String, Arc<RouteStats>)> {
         let routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
-        routes.iter().map(|(name, stats)| (name.clone(), stats.clone())).collect()
+        routes
+            .iter()
+            .map(|(name, stats)| (name.clone(), stats.clone()))
+            .collect()
     }
 
     /// Records that the shard's event loop is running.

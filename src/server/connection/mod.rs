@@ -146,7 +146,7 @@ impl<'a> Connection<'a> {
                         if let Some(route) = streaming_route(&routes, &self.request) {
                             // This guest takes its body as it arrives.
                             let _in_flight = self.shard.request_started();
-                            match self.stream_exchange(route, false).await? {
+                            match Box::pin(self.stream_exchange(route, false)).await? {
                                 Next::Close => return Ok(Next::Close),
                                 Next::KeepAlive => continue,
                             }
@@ -204,9 +204,8 @@ impl<'a> Connection<'a> {
                 return Ok(next(keep_alive));
             }
             Handler::Guest(pool) if pool.streams_request_body() => {
-                return self
-                    .stream_exchange(RoutedRequest { route, pool, head_only }, true)
-                    .await;
+                let routed = RoutedRequest { route, pool, head_only };
+                return Box::pin(self.stream_exchange(routed, true)).await;
             }
             Handler::Guest(pool) => pool,
         };
@@ -214,7 +213,7 @@ impl<'a> Connection<'a> {
             Ok(Answer::Whole(response)) => self.answer(counts, &response, head_only, keep_alive),
             Ok(Answer::Streamed(exchange)) => {
                 let routed = RoutedRequest { route, pool, head_only };
-                return self.relay(routed, exchange, None, keep_alive).await;
+                return Box::pin(self.relay(routed, exchange, None, keep_alive)).await;
             }
             Err(e) => self.answer(counts, &http::answers::canned(e.status()), head_only, keep_alive),
         }
