@@ -12,6 +12,8 @@
 //! - [`wasm`]: the only module that touches wasmtime: a facade over the two
 //!   guest kinds (core modules, `wasi:http` components).
 //! - [`stats`]: every counter, per shard and per route.
+//! - [`logging`]: the server's log and the access log, written off the
+//!   shards by one `log-writer` thread.
 //! - [`error`]: start-up errors.
 //!
 //! `docs/architecture.md` follows one request through a shard.
@@ -21,6 +23,7 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod logging;
 pub mod router;
 pub mod server;
 pub mod stats;

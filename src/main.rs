@@ -2,12 +2,13 @@
 //! then either check it or serve it. Errors end here, as one message and a
 //! non-zero exit code.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
-use serverless_wasm::config::{self, Config, InstancePolicy};
+use serverless_wasm::config::{self, Config, DEFAULT_LOG_BUFFER_BYTES, InstancePolicy};
+use serverless_wasm::logging::{self, LogFormat, Logging};
 use serverless_wasm::server::routes::SharedAnswer;
 use serverless_wasm::server::{self, Shared};
 
@@ -41,6 +42,9 @@ struct ServeArgs {
     /// i-th CPU of the list (wrapping around).
     #[arg(long, value_parser = parse_cpu_list)]
     cpus: Option<CpuList>,
+    /// Log lines as `text` or `json` (one object per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = LogFormat::from_str)]
+    log_format: LogFormat,
 }
 
 /// `--cpus 0,2-3`, parsed.
@@ -74,7 +78,6 @@ fn parse_cpu_list(text: &str) -> Result<CpuList, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let (args, check_only) = match cli.command {
         Some(Command::Check(args)) => (args, true),
         Some(Command::Serve(args)) => (args, false),
@@ -82,11 +85,23 @@ fn main() -> ExitCode {
     };
     let Some(config_path) = args.config.clone() else {
         eprintln!(
-            "error: no configuration file given\n\nUsage: serverless-wasm [check] <CONFIG> [--shards N] [--cpus LIST]"
+            "error: no configuration file given\n\nUsage: serverless-wasm [check] <CONFIG> [--shards N] [--cpus LIST] [--log-format text|json]"
         );
         return ExitCode::from(2);
     };
-    match run(&config_path, &args, check_only) {
+    // The config is not read yet: rings of the default size until it is.
+    let logging = match logging::init(args.log_format, DEFAULT_LOG_BUFFER_BYTES) {
+        Ok(logging) => logging,
+        Err(e) => {
+            eprintln!("error: cannot start logging: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run(&logging, &config_path, &args, check_only);
+    // Every line logged is written before the process ends, and before the
+    // error below (which goes straight to stderr).
+    logging.flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -95,18 +110,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
-
-fn run(config_path: &std::path::Path, args: &ServeArgs, check_only: bool) -> anyhow::Result<()> {
+fn run(logging: &Logging, config_path: &std::path::Path, args: &ServeArgs, check_only: bool) -> anyhow::Result<()> {
     let config = config::load(config_path)?;
+    // Sizes the ring of each thread whose first line comes after this: the
+    // shards, and this thread too unless it logged already (it does not).
+    logging.set_buffer_bytes(config.server.log_buffer_bytes);
     let cpus = args
         .cpus
         .as_ref()
@@ -117,6 +125,11 @@ fn run(config_path: &std::path::Path, args: &ServeArgs, check_only: bool) -> any
     if check_only {
         print_summary(&shared, &placement);
         return Ok(());
+    }
+    if let Some(access_log) = &shared.config.access_log {
+        logging
+            .open_access_log(access_log)
+            .map_err(|e| anyhow::anyhow!("cannot open the access log {}: {e}", access_log.target))?;
     }
     server::run(shared, placement)?;
     Ok(())

@@ -56,6 +56,12 @@ pub const DEFAULT_INSTANCE_SLOTS_PER_SHARD: u32 = 256;
 pub const DEFAULT_KEEP_RESIDENT_BYTES: usize = 2 << 20;
 /// Wasm stack per call: deep recursion traps at this depth.
 pub const DEFAULT_MAX_WASM_STACK: usize = 512 << 10;
+/// Each thread's ring of log lines: about a thousand lines waiting for the
+/// writer's next 100 ms turn, so a burst of warnings is not dropped.
+pub const DEFAULT_LOG_BUFFER_BYTES: usize = 256 << 10;
+/// Each shard's ring of access lines: 100 ms of about 100 bytes a line at
+/// 100k requests a second per shard.
+pub const DEFAULT_ACCESS_LOG_BUFFER_BYTES: usize = 1 << 20;
 
 /// A wasm page.
 pub const WASM_PAGE: usize = 64 << 10;

@@ -7,6 +7,7 @@
 //! imports, memory sizes) happen in `wasm::load`, and their errors point at
 //! the route's `file_path` through the [`Location`] kept here.
 
+mod access_log;
 mod defaults;
 mod model;
 mod raw;
@@ -59,6 +60,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 
     let listen_address = resolve_listen_address(&ctx, &raw.listen_address)?;
     let server = server::server_config(&ctx, &raw.server)?;
+    let access_log = access_log::access_log_config(&ctx, raw.access_log.as_ref())?;
     let mut routes = Vec::with_capacity(raw.applications.len());
     for (index, app) in raw.applications.iter().enumerate() {
         let route = routes::route_spec(&ctx, index, app, &server)?;
@@ -95,6 +97,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         source: path.to_path_buf(),
         listen_address,
         server,
+        access_log,
         routes,
     })
 }
@@ -199,6 +202,15 @@ impl<'a> Settings<'a> {
                 format!("{} is out of range: must be from {min} to {max}", v.get_ref()),
             )),
         }
+    }
+
+    /// A path relative to the config file's directory; not empty.
+    fn path(&self, value: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+        if value.get_ref().is_empty() {
+            return Err(self.error(value, key, "the path is empty".into()));
+        }
+        let config_dir = self.ctx.path.parent().unwrap_or(Path::new("."));
+        Ok(config_dir.join(value.get_ref()))
     }
 
     /// A number within `min..=max`, or `default` when the key is absent.

@@ -15,6 +15,8 @@ pub struct Config {
     pub source: PathBuf,
     pub listen_address: SocketAddr,
     pub server: ServerConfig,
+    /// `None`: no access log.
+    pub access_log: Option<AccessLogConfig>,
     pub routes: Vec<RouteSpec>,
 }
 
@@ -42,6 +44,44 @@ pub struct ServerConfig {
     /// Where compiled guests are kept between starts; `None`: compile
     /// every guest at every start.
     pub compile_cache_dir: Option<PathBuf>,
+    /// Ring of each thread's server and guest log lines; a line that finds
+    /// it full is dropped and counted.
+    pub log_buffer_bytes: usize,
+}
+
+/// The `[access_log]` table: a line per response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessLogConfig {
+    pub target: AccessLogTarget,
+    pub format: AccessLogFormat,
+    /// Ring of each shard's access lines; full, a line is dropped and
+    /// counted.
+    pub buffer_bytes: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// `path = "-"`.
+    Stdout,
+    /// Appended to; created if absent.
+    File(PathBuf),
+}
+
+impl fmt::Display for AccessLogTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccessLogTarget::Stdout => f.write_str("(stdout)"),
+            AccessLogTarget::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// The Common Log Format (`%h %l %u %t "%r" %>s %b`).
+    Common,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub listen_address: Spanned<String>,
     #[serde(default)]
     pub server: RawServer,
+    pub access_log: Option<RawAccessLog>,
     #[serde(default)]
     pub applications: Vec<RawApplication>,
 }
@@ -45,6 +46,16 @@ pub struct RawServer {
     pub max_wasm_stack_bytes: Option<Spanned<ByteSize>>,
     pub shard_header: Option<bool>,
     pub compile_cache_dir: Option<Spanned<String>>,
+    pub log_buffer_bytes: Option<Spanned<ByteSize>>,
+}
+
+/// The optional `[access_log]` table: present, every response is logged.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    pub path: Spanned<String>,
+    pub format: Option<Spanned<String>>,
+    pub buffer_bytes: Option<Spanned<ByteSize>>,
 }
 
 /// One `[[applications]]` entry: a route and what answers it.

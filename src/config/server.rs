@@ -1,9 +1,6 @@
 //! The `[server]` table: server-wide settings and limits, with defaults.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use toml::Spanned;
 
 use super::defaults::*;
 use super::{ConfigError, Ctx, EngineLimits, ServerConfig, Settings, Timeouts, raw};
@@ -58,24 +55,15 @@ pub(super) fn server_config(ctx: &Ctx<'_>, raw: &raw::RawServer) -> Result<Serve
         read_buffer_bytes:         s.size(&raw.read_buffer_bytes,        "read_buffer_bytes",         DEFAULT_READ_BUFFER_BYTES,         1024, 16 << 20)?,
         preempt_timer:             s.micros(&raw.preempt_timer_us,       "preempt_timer_us",          DEFAULT_PREEMPT_TIMER,             50,   1_000_000)?,
         spin_before_park:          s.micros(&raw.spin_before_park_us,    "spin_before_park_us",       Duration::ZERO,                    0,    1_000_000).map(spin)?,
+        log_buffer_bytes:          s.size(&raw.log_buffer_bytes,         "log_buffer_bytes",          DEFAULT_LOG_BUFFER_BYTES,          4096, 64 << 20)?,
         engine: EngineLimits {
             instance_slots_per_shard: s.int(&raw.instance_slots_per_shard, "instance_slots_per_shard", DEFAULT_INSTANCE_SLOTS_PER_SHARD, 1,        100_000)?,
             keep_resident_bytes:      s.size(&raw.keep_resident_bytes,     "keep_resident_bytes",      DEFAULT_KEEP_RESIDENT_BYTES,      0,        1 << 30)?,
             max_wasm_stack_bytes:     s.size(&raw.max_wasm_stack_bytes,    "max_wasm_stack_bytes",     DEFAULT_MAX_WASM_STACK,           16 << 10, 64 << 20)?,
         },
         shard_header: raw.shard_header.unwrap_or(false),
-        compile_cache_dir: compile_cache_dir(&s, &raw.compile_cache_dir)?,
+        // Created (and its permissions checked) when the server starts.
+        compile_cache_dir: raw.compile_cache_dir.as_ref().map(|dir| s.path(dir, "compile_cache_dir")).transpose()?,
     };
     Ok(config)
-}
-
-/// Relative to the config file's directory; the directory itself is
-/// created (and its permissions checked) when the server starts.
-fn compile_cache_dir(s: &Settings<'_>, raw: &Option<Spanned<String>>) -> Result<Option<PathBuf>, ConfigError> {
-    let Some(dir) = raw else { return Ok(None) };
-    if dir.get_ref().is_empty() {
-        return Err(s.error(dir, "compile_cache_dir", "the path is empty".into()));
-    }
-    let config_dir = s.ctx.path.parent().unwrap_or(Path::new("."));
-    Ok(Some(config_dir.join(dir.get_ref())))
 }

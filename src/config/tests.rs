@@ -172,3 +172,63 @@ fn a_name_is_short_printable_and_not_empty() {
     let config = parse_ok(&routes(&[("GET", "/a", &format!("name = \"{}\"\n", "n".repeat(128)))]));
     assert_eq!(config.routes[0].name.len(), 128);
 }
+
+#[test]
+fn no_access_log_without_its_table() {
+    let config = parse_ok("listen_address = \"127.0.0.1:0\"\n");
+    assert_eq!(config.access_log, None);
+    assert_eq!(config.server.log_buffer_bytes, DEFAULT_LOG_BUFFER_BYTES);
+}
+
+#[test]
+fn the_access_log_path_is_relative_to_the_config_file() {
+    let config = parse(
+        Path::new("/etc/serverless/config.toml"),
+        "listen_address = \"127.0.0.1:0\"\n[access_log]\npath = \"logs/access.log\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.access_log,
+        Some(AccessLogConfig {
+            target: AccessLogTarget::File("/etc/serverless/logs/access.log".into()),
+            format: AccessLogFormat::Common,
+            buffer_bytes: DEFAULT_ACCESS_LOG_BUFFER_BYTES,
+        })
+    );
+}
+
+#[test]
+fn the_access_log_to_stdout_as_json_with_its_own_buffer() {
+    let config = parse_ok(
+        "listen_address = \"127.0.0.1:0\"\n[server]\nlog_buffer_bytes = \"64KiB\"\n[access_log]\npath = \"-\"\nformat = \"json\"\nbuffer_bytes = \"4MiB\"\n",
+    );
+    assert_eq!(
+        config.access_log,
+        Some(AccessLogConfig {
+            target: AccessLogTarget::Stdout,
+            format: AccessLogFormat::Json,
+            buffer_bytes: 4 << 20,
+        })
+    );
+    assert_eq!(config.server.log_buffer_bytes, 64 << 10);
+}
+
+#[test]
+fn bad_access_log_settings_are_refused_where_written() {
+    let access_log = |table: &str| parse_err(&format!("listen_address = \"127.0.0.1:0\"\n[access_log]\n{table}"));
+    let err = access_log("path = \"a.log\"\nformat = \"combined\"\n");
+    assert!(
+        err.starts_with("test.toml:4:10: access_log.format: \"combined\" is not an access log format"),
+        "{err}"
+    );
+    let err = access_log("path = \"a.log\"\nbuffer_bytes = 100\n");
+    assert!(err.contains("access_log.buffer_bytes: 100 is out of range"), "{err}");
+    let err = access_log("path = \"\"\n");
+    assert!(err.contains("access_log.path: the path is empty"), "{err}");
+    let err = access_log("format = \"json\"\n");
+    assert!(err.contains("missing field `path`"), "{err}");
+    let err = access_log("path = \"a.log\"\nrotate = true\n");
+    assert!(err.contains("unknown field `rotate`"), "{err}");
+    let err = parse_err("listen_address = \"127.0.0.1:0\"\n[server]\nlog_buffer_bytes = \"1GiB\"\n");
+    assert!(err.contains("server.log_buffer_bytes"), "{err}");
+}

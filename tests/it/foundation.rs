@@ -268,12 +268,39 @@ fn a_second_server_on_the_same_port_is_refused() {
 
 #[test]
 fn the_process_runs_exactly_the_documented_threads() {
-    // docs/architecture.md: the main thread, and per shard its executor
-    // thread and glommio's blocking-pool thread (name resolution). Nothing
-    // else: no runtime or compiler thread pools behind the shards' backs.
+    // docs/architecture.md: the main thread, the log-writer, and per shard
+    // its executor thread and glommio's blocking-pool thread (name
+    // resolution). Nothing else: no runtime or compiler thread pools behind
+    // the shards' backs.
     let server = TestServer::start(&sample_config(), &["--shards", "2"]);
     assert_eq!(server.get("/hello").status, 200);
-    assert_eq!(server.process.threads(), 1 + 2 * 2);
+    assert_eq!(server.process.threads(), 2 + 2 * 2);
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let mut server = TestServer::start(&sample_config(), &["--shards", "1", "--log-format", "json"]);
+    let line = server.logs().expect("listening on ");
+    let listening: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(listening["level"], "INFO");
+    assert_eq!(listening["shards"], 1);
+    // The last line, logged just before the process exits, is written.
+    assert!(server.process.terminate(std::time::Duration::from_secs(15)));
+    let stopped = server.logs().expect("\"message\":\"stopped\"");
+    serde_json::from_str::<serde_json::Value>(&stopped).unwrap();
+}
+
+#[test]
+fn the_access_log_file_is_created_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let access_log = dir.path().join("access.log");
+    let config = format!(
+        "{}\n[access_log]\npath = \"{}\"\n",
+        sample_config(),
+        access_log.display()
+    );
+    let _server = TestServer::start(&config, &["--shards", "1"]);
+    assert!(access_log.exists());
 }
 
 #[test]

@@ -115,11 +115,12 @@ impl TestServer {
         let process = Process::spawn(server_binary(), &all_args, &[("RUST_LOG", "info")]);
         match process.stderr.wait_for("listening on ", START_TIMEOUT) {
             Some(line) => {
+                // The address ends at a space (text logs) or a quote (JSON).
                 let addr = line
                     .split("listening on ")
                     .nth(1)
                     .unwrap()
-                    .split_whitespace()
+                    .split([' ', '"'])
                     .next()
                     .unwrap();
                 Ok(TestServer {
