@@ -12,12 +12,15 @@
 //! - [`wasm`]: the only module that touches wasmtime: a facade over the two
 //!   guest kinds (core modules, `wasi:http` components).
 //! - [`stats`]: every counter, per shard and per route.
+//! - [`admin`]: the admin listener's thread: `/metrics` (the shards'
+//!   counters, summed when scraped), `/healthz`, `/readyz`.
 //! - [`error`]: start-up errors.
 //!
 //! `docs/architecture.md` follows one request through a shard.
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod http;

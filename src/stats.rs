@@ -116,7 +116,8 @@ impl Histogram {
             self.buckets[i].bump();
         }
         self.count.bump();
-        self.sum_nanos.add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        self.sum_nanos
+            .add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
     }
 
     /// Cumulative counts per bound, the total count and the sum in seconds.
@@ -304,15 +305,15 @@ impl ShardStats {
     /// Every route's counters on this shard, by name.
     pub fn routes(&self) -> Vec<(String, Arc<RouteStats>)> {
         let routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
-        routes.iter().map(|(name, stats)| (name.clone(), stats.clone())).collect()
+        routes
+            .iter()
+            .map(|(name, stats)| (name.clone(), stats.clone()))
+            .collect()
     }
 
     /// Records that the shard's event loop is running.
     pub fn beat(&self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.heartbeat_ms.set(now);
+        self.heartbeat_ms.set(unix_millis());
     }
 
     pub fn snapshot(&self, state: ShardState) -> ShardSnapshot {
@@ -331,6 +332,15 @@ impl ShardStats {
             routes: routes.iter().map(|(name, r)| (name.clone(), r.snapshot())).collect(),
         }
     }
+}
+
+/// The wall clock in milliseconds since the Unix epoch: the unit of
+/// [`ShardStats::heartbeat_ms`], so that another thread can compare it
+/// with its own clock.
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Whether the server can take traffic: what `/readyz` answers. Written

@@ -19,6 +19,14 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub applications: Vec<RawApplication>,
+    pub admin: Option<RawAdmin>,
+}
+
+/// The optional `[admin]` table: the admin listener (off when absent).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen_address: Spanned<String>,
 }
 
 /// The optional `[server]` table: server-wide settings and limits.
