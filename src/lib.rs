@@ -14,12 +14,15 @@
 //! - [`stats`]: every counter, per shard and per route.
 //! - [`logging`]: the server's log and the access log, written off the
 //!   shards by one `log-writer` thread.
+//! - [`admin`]: the admin listener's thread: `/metrics` (the shards'
+//!   counters, summed when scraped), `/healthz`, `/readyz`.
 //! - [`error`]: start-up errors.
 //!
 //! `docs/architecture.md` follows one request through a shard.
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod http;

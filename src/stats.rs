@@ -313,10 +313,7 @@ impl ShardStats {
 
     /// Records that the shard's event loop is running.
     pub fn beat(&self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.heartbeat_ms.set(now);
+        self.heartbeat_ms.set(unix_millis());
     }
 
     pub fn snapshot(&self, state: ShardState) -> ShardSnapshot {
@@ -335,6 +332,15 @@ impl ShardStats {
             routes: routes.iter().map(|(name, r)| (name.clone(), r.snapshot())).collect(),
         }
     }
+}
+
+/// The wall clock in milliseconds since the Unix epoch: the unit of
+/// [`ShardStats::heartbeat_ms`], so that another thread can compare it
+/// with its own clock.
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Whether the server can take traffic: what `/readyz` answers. Written

@@ -8,6 +8,7 @@
 //! the route's `file_path` through the [`Location`] kept here.
 
 mod access_log;
+mod admin;
 mod defaults;
 mod model;
 mod raw;
@@ -58,9 +59,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         ctx.error_at(at, "config", e.message().to_string())
     })?;
 
-    let listen_address = resolve_listen_address(&ctx, &raw.listen_address)?;
+    let listen_address = resolve_listen_address(&ctx, &raw.listen_address, "listen_address")?;
     let server = server::server_config(&ctx, &raw.server)?;
     let access_log = access_log::access_log_config(&ctx, raw.access_log.as_ref())?;
+    let admin = admin::admin_config(&ctx, raw.admin.as_ref(), listen_address)?;
     let mut routes = Vec::with_capacity(raw.applications.len());
     for (index, app) in raw.applications.iter().enumerate() {
         let route = routes::route_spec(&ctx, index, app, &server)?;
@@ -99,6 +101,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         server,
         access_log,
         routes,
+        admin,
     })
 }
 
@@ -134,7 +137,8 @@ impl Ctx<'_> {
     }
 }
 
-fn resolve_listen_address(ctx: &Ctx<'_>, addr: &Spanned<String>) -> Result<SocketAddr, ConfigError> {
+/// A `host:port` to listen on; `key` names it in messages.
+fn resolve_listen_address(ctx: &Ctx<'_>, addr: &Spanned<String>, key: &str) -> Result<SocketAddr, ConfigError> {
     let text = addr.get_ref();
     if let Ok(literal) = text.parse::<SocketAddr>() {
         return Ok(literal);
@@ -145,16 +149,11 @@ fn resolve_listen_address(ctx: &Ctx<'_>, addr: &Spanned<String>) -> Result<Socke
     } else {
         text.to_socket_addrs()
     };
-    let mut resolved = resolved.map_err(|e| {
-        ctx.error(
-            addr,
-            "listen_address",
-            format!("{text:?} is not a usable host:port: {e}"),
-        )
-    })?;
+    let mut resolved =
+        resolved.map_err(|e| ctx.error(addr, key, format!("{text:?} is not a usable host:port: {e}")))?;
     resolved
         .next()
-        .ok_or_else(|| ctx.error(addr, "listen_address", format!("{text:?} resolves to no address")))
+        .ok_or_else(|| ctx.error(addr, key, format!("{text:?} resolves to no address")))
 }
 
 /// The settings of one TOML table (`server`, `applications[2]`): their keys
@@ -178,6 +177,11 @@ impl<'a> Settings<'a> {
 
     fn error<T>(&self, value: &Spanned<T>, key: &str, message: String) -> ConfigError {
         self.ctx.error(value, &self.key(key), message)
+    }
+
+    /// A `host:port` to listen on, resolved like the top-level `listen_address`.
+    fn address(&self, value: &Spanned<String>, key: &str) -> Result<SocketAddr, ConfigError> {
+        resolve_listen_address(self.ctx, value, &self.key(key))
     }
 
     /// For a key known only by where its value starts in the text.

@@ -18,6 +18,15 @@ pub struct Config {
     /// `None`: no access log.
     pub access_log: Option<AccessLogConfig>,
     pub routes: Vec<RouteSpec>,
+    /// The `[admin]` table; `None`: no admin listener.
+    pub admin: Option<AdminConfig>,
+}
+
+/// The admin listener (`/metrics`, `/healthz`, `/readyz`). It authenticates
+/// nobody: its address belongs on loopback or a private interface.
+#[derive(Clone, Copy, Debug)]
+pub struct AdminConfig {
+    pub listen_address: SocketAddr,
 }
 
 /// The `[server]` table, with defaults applied.

@@ -20,6 +20,14 @@ pub struct RawConfig {
     pub access_log: Option<RawAccessLog>,
     #[serde(default)]
     pub applications: Vec<RawApplication>,
+    pub admin: Option<RawAdmin>,
+}
+
+/// The optional `[admin]` table: the admin listener (off when absent).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen_address: Spanned<String>,
 }
 
 /// The optional `[server]` table: server-wide settings and limits.

@@ -232,3 +232,53 @@ fn bad_access_log_settings_are_refused_where_written() {
     let err = parse_err("listen_address = \"127.0.0.1:0\"\n[server]\nlog_buffer_bytes = \"1GiB\"\n");
     assert!(err.contains("server.log_buffer_bytes"), "{err}");
 }
+
+#[test]
+fn the_admin_listener_is_off_without_its_table() {
+    assert!(parse_ok("listen_address = \"127.0.0.1:8080\"\n").admin.is_none());
+}
+
+#[test]
+fn the_admin_table_takes_a_listen_address() {
+    let config = parse_ok("listen_address = \"0.0.0.0:8080\"\n[admin]\nlisten_address = \"127.0.0.1:9090\"\n");
+    let admin = config.admin.expect("admin configured");
+    assert_eq!(admin.listen_address, "127.0.0.1:9090".parse().unwrap());
+    // Resolved like the top-level address.
+    let config = parse_ok("listen_address = \"127.0.0.1:0\"\n[admin]\nlisten_address = \"localhost:0\"\n");
+    let admin = config.admin.expect("admin configured");
+    assert!(admin.listen_address.ip().is_loopback(), "{admin:?}");
+}
+
+#[test]
+fn the_admin_table_refuses_bad_and_unknown_keys() {
+    let err = parse_err("listen_address = \"127.0.0.1:0\"\n[admin]\n");
+    assert!(err.contains("missing field `listen_address`"), "{err}");
+    let err = parse_err("listen_address = \"127.0.0.1:0\"\n[admin]\nlisten_address = \"127.0.0.1:9\"\ntoken = \"x\"\n");
+    assert!(
+        err.starts_with("test.toml:4:1:") && err.contains("unknown field `token`"),
+        "{err}"
+    );
+    let err = parse_err("listen_address = \"127.0.0.1:0\"\n[admin]\nlisten_address = \"127.0.0.1\"\n");
+    assert!(
+        err.starts_with("test.toml:3:18: admin.listen_address: \"127.0.0.1\" is not a usable host:port"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_admin_listener_needs_a_socket_of_its_own() {
+    let err = parse_err("listen_address = \"0.0.0.0:8080\"\n[admin]\nlisten_address = \"127.0.0.1:8080\"\n");
+    assert_eq!(
+        err,
+        "test.toml:3:18: admin.listen_address: 127.0.0.1:8080 is where the routes are served (listen_address 0.0.0.0:8080): the admin listener needs a socket of its own"
+    );
+    // Another port, another interface, or a port picked at start: fine.
+    for (public, admin) in [
+        ("127.0.0.1:8080", "127.0.0.1:9090"),
+        ("127.0.0.1:8080", "127.0.0.2:8080"),
+        ("127.0.0.1:0", "127.0.0.1:0"),
+    ] {
+        let text = format!("listen_address = \"{public}\"\n[admin]\nlisten_address = \"{admin}\"\n");
+        assert!(parse_ok(&text).admin.is_some(), "{public} and {admin}");
+    }
+}
