@@ -128,7 +128,7 @@ fn benches(c: &mut Criterion) {
             let mut request = decoded_request();
             c.bench_function(name, |b| {
                 b.iter(|| {
-                    let answer = futures_lite::future::block_on(pool.handle(&mut request, None));
+                    let answer = futures_lite::future::block_on(pool.handle(&mut request, None)).answer;
                     let Ok(Answer::Whole(response)) = answer else {
                         panic!("the guest answers whole")
                     };

@@ -131,7 +131,13 @@ fn run(logging: &Logging, config_path: &std::path::Path, args: &ServeArgs, check
             .open_access_log(access_log)
             .map_err(|e| anyhow::anyhow!("cannot open the access log {}: {e}", access_log.target))?;
     }
-    server::run(shared, placement)?;
+    let stopped = server::run(shared, placement, logging.clone())?;
+    if stopped.abandoned > 0 {
+        anyhow::bail!(
+            "the drain deadline (drain_timeout_ms) cut {} request(s) in flight",
+            stopped.abandoned
+        );
+    }
     Ok(())
 }
 

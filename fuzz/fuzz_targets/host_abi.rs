@@ -79,7 +79,7 @@ fuzz_target!(|data: &[u8]| {
     EXECUTOR.with(|executor| {
         executor.run(async move {
             let mut request = request;
-            if let Err(e) = pool.handle(&mut request, None).await {
+            if let Err(e) = pool.handle(&mut request, None).await.answer {
                 // Every failure maps to a status the server can send.
                 assert!([500, 503, 504].contains(&e.status()), "{e}");
             }

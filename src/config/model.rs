@@ -105,6 +105,9 @@ pub struct Timeouts {
     pub write: Duration,
     /// On SIGTERM/SIGINT, how long in-flight connections may finish.
     pub drain: Duration,
+    /// On SIGTERM/SIGINT, how long the server keeps accepting (while
+    /// `/readyz` answers 503) before it stops: time for balancers to notice.
+    pub shutdown_delay: Duration,
 }
 
 /// Settings of the shared wasmtime engine and its pooling allocator.

@@ -44,6 +44,7 @@ pub struct RawServer {
     pub keepalive_timeout_ms: Option<Spanned<u64>>,
     pub write_timeout_ms: Option<Spanned<u64>>,
     pub drain_timeout_ms: Option<Spanned<u64>>,
+    pub shutdown_delay_ms: Option<Spanned<u64>>,
     pub max_connections_per_shard: Option<Spanned<usize>>,
     pub listen_backlog: Option<Spanned<u32>>,
     pub read_buffer_bytes: Option<Spanned<ByteSize>>,

@@ -49,6 +49,7 @@ pub(super) fn server_config(ctx: &Ctx<'_>, raw: &raw::RawServer) -> Result<Serve
             keepalive: s.millis(&raw.keepalive_timeout_ms, "keepalive_timeout_ms", DEFAULT_KEEPALIVE_TIMEOUT, 1, HOUR_MS)?,
             write:     s.millis(&raw.write_timeout_ms,     "write_timeout_ms",     DEFAULT_WRITE_TIMEOUT,     1, HOUR_MS)?,
             drain:     s.millis(&raw.drain_timeout_ms,     "drain_timeout_ms",     DEFAULT_DRAIN_TIMEOUT,     1, HOUR_MS)?,
+            shutdown_delay: s.millis(&raw.shutdown_delay_ms, "shutdown_delay_ms", Duration::ZERO,          0, HOUR_MS)?,
         },
         max_connections_per_shard: s.int(&raw.max_connections_per_shard, "max_connections_per_shard", DEFAULT_MAX_CONNECTIONS_PER_SHARD, 1,    1 << 20)?,
         listen_backlog:            s.int(&raw.listen_backlog,            "listen_backlog",            DEFAULT_LISTEN_BACKLOG,            1,    1 << 20)?,

@@ -85,6 +85,15 @@ pub enum Version {
     Http11,
 }
 
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
 /// RFC 9110 §5.6.2 `tchar`: the bytes allowed in a header name or method.
 pub fn is_token(bytes: &[u8]) -> bool {
     !bytes.is_empty()

@@ -51,3 +51,36 @@ pub fn adopt(socket: Socket) -> glommio::net::TcpListener {
     // listener takes over its ownership and closes it on drop.
     unsafe { glommio::net::TcpListener::from_raw_fd(fd) }
 }
+
+/// Takes the connections the kernel has already queued for this listener,
+/// without waiting for more. Closing a listener resets the connections in
+/// its queue (with SO_REUSEPORT each shard has its own queue), so a shard
+/// that stops takes them in first and answers them.
+#[allow(unsafe_code, reason = "accept4 on the listener's descriptor; glommio adopts a socket only through FromRawFd")]
+/// `fd` is the listening socket's descriptor, still open (its glommio
+/// listener is alive and no longer accepting).
+pub fn take_queued(fd: std::os::fd::RawFd) -> Vec<glommio::net::TcpStream> {
+    // SAFETY: `fd` is the listener's open descriptor, borrowed for the call;
+    // F_GETFL/F_SETFL only change its blocking mode (glommio's own accepts
+    // go through io_uring and do not depend on it).
+    let nonblocking = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+    };
+    let mut queued = Vec::new();
+    if !nonblocking {
+        return queued;
+    }
+    loop {
+        // SAFETY: a plain accept4 on a valid listening descriptor, with no
+        // address buffers; it returns a new descriptor that we own, or -1.
+        let stream = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+        if stream < 0 {
+            // EAGAIN: the queue is empty. Anything else: nothing more to take.
+            return queued;
+        }
+        // SAFETY: `stream` was just returned by accept4, is open, and
+        // nothing else owns it; the stream closes it on drop.
+        queued.push(unsafe { glommio::net::TcpStream::from_raw_fd(stream) });
+    }
+}

@@ -21,15 +21,19 @@ pub mod routes;
 mod shard;
 mod shutdown;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
+use crate::admin::{self, AdminState};
 use crate::config::{Config, HandlerSpec};
 use crate::error::{GuestError, StartupError};
+use crate::logging::Logging;
+use crate::stats::{Health, ShardStats};
 use crate::wasm::{CompileCache, ModuleCache, Runtime};
 use routes::{Generation, SharedRoute};
-use shutdown::Signals;
+use shutdown::{Control, ShardFlags};
 
 /// Everything shards share: read-only after [`prepare`].
 pub struct Shared {
@@ -120,8 +124,14 @@ pub fn plan_shards(
     Ok((0..shards).map(|i| cpus[i % cpus.len()]).collect())
 }
 
+/// How a server that served ended.
+pub struct Stopped {
+    /// Requests in flight that the drain deadline cut.
+    pub abandoned: u64,
+}
+
 /// Runs the server until a stop signal and a drain.
-pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
+pub fn run(shared: Shared, placement: Vec<usize>, logging: Logging) -> Result<Stopped, StartupError> {
     platform::check_io_uring().map_err(StartupError::IoUring)?;
     let fd_limit = platform::raise_fd_limit();
     let server = &shared.config.server;
@@ -138,7 +148,13 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
             addr: shared.config.listen_address,
             source,
         })?;
-    let signals = Signals::install()?;
+    let health = Arc::new(Health::default());
+    let stats: Vec<Arc<ShardStats>> = (0..placement.len()).map(|id| Arc::new(ShardStats::new(id))).collect();
+    if let Some(admin) = &shared.config.admin {
+        start_admin(admin.listen_address, &stats, &health, &logging)?;
+    }
+    let flags = Arc::new(ShardFlags::new(placement.len()));
+    let control = Control::start(flags.clone(), health.clone(), logging.clone(), server.timeouts.shutdown_delay)?;
 
     let shared = Arc::new(shared);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -150,7 +166,9 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
             shared: shared.clone(),
             socket,
             ready: ready_tx.clone(),
-            signals: signals.for_shard()?,
+            flags: flags.clone(),
+            stats: stats[id].clone(),
+            logging: logging.clone(),
         };
         handles.push(shard::spawn(start).map_err(|message| StartupError::Shard { id, message })?);
     }
@@ -180,13 +198,39 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
         }
     }
     if let Some(failure) = failure {
-        signals.stop();
+        flags.stop_now();
         join_all(handles);
+        control.close();
         return Err(failure);
     }
+    health.set_started();
     tracing::info!(shards = placement.len(), "listening on {bound}");
-    join_all(handles);
+    let abandoned = join_all(handles);
+    control.close();
     tracing::info!("stopped");
+    Ok(Stopped { abandoned })
+}
+
+/// Binds the admin listener (never SO_REUSEPORT: one socket, one thread)
+/// and starts its thread.
+fn start_admin(
+    address: SocketAddr,
+    stats: &[Arc<ShardStats>],
+    health: &Arc<Health>,
+    logging: &Logging,
+) -> Result<(), StartupError> {
+    let bind_error = |source| StartupError::Bind { addr: address, source };
+    let listener = std::net::TcpListener::bind(address).map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    let (lines, access) = (logging.clone(), logging.clone());
+    let state = AdminState {
+        shards: stats.to_vec(),
+        health: health.clone(),
+        log_lines_dropped: Arc::new(move || lines.lines_dropped()),
+        access_lines_dropped: Arc::new(move || access.access_lines_dropped()),
+    };
+    admin::spawn(listener, state).map_err(bind_error)?;
+    tracing::info!("admin listening on {bound}");
     Ok(())
 }
 
@@ -194,10 +238,14 @@ pub fn run(shared: Shared, placement: Vec<usize>) -> Result<(), StartupError> {
 /// before the server gives up instead of waiting for ever.
 const SHARD_START_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn join_all(handles: Vec<glommio::ExecutorJoinHandle<()>>) {
+/// Waits for every shard; returns how many requests their drains cut.
+fn join_all(handles: Vec<glommio::ExecutorJoinHandle<u64>>) -> u64 {
+    let mut abandoned = 0;
     for handle in handles {
-        if let Err(e) = handle.join() {
-            tracing::error!("shard thread failed: {e}");
+        match handle.join() {
+            Ok(cut) => abandoned += cut,
+            Err(e) => tracing::error!("shard thread failed: {e}"),
         }
     }
+    abandoned
 }

@@ -78,6 +78,8 @@ fn static_response(spec: &StaticSpec) -> Response {
 pub struct Route {
     pub name: String,
     pub max_body_bytes: usize,
+    /// The guest's instance policy ("fresh", "reuse"), for the access log.
+    pub instance: Option<&'static str>,
     pub stats: Arc<RouteStats>,
     pub handler: Handler,
 }
@@ -110,9 +112,14 @@ impl ShardRoutes {
                     Handler::Guest(runtime.pool(guest, &shared.name, spec, stats.clone(), http))
                 }
             };
+            let instance = match &handler {
+                Handler::Guest(pool) => Some(pool.instance_policy()),
+                Handler::Static(_) => None,
+            };
             let route = Route {
                 name: shared.name.clone(),
                 max_body_bytes: shared.max_body_bytes,
+                instance,
                 stats,
                 handler,
             };

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +16,10 @@ use socket2::Socket;
 
 use super::platform::LogOnce;
 use super::routes::ShardRoutes;
-use super::shutdown::{Drain, InFlight, ShardSignals};
+use super::shutdown::{Drain, InFlight, ShardFlags};
 use super::{Shared, connection, listener};
 use crate::http::{self, DateCache};
+use crate::logging::{AccessLogger, Logging};
 use crate::stats::{ShardState, ShardStats};
 use crate::wasm::ShardHttp;
 
@@ -37,7 +39,10 @@ pub struct ShardStart {
     pub socket: Socket,
     /// Told once the shard serves, or why it cannot.
     pub ready: std::sync::mpsc::Sender<Result<(), (usize, String)>>,
-    pub signals: ShardSignals,
+    pub flags: Arc<ShardFlags>,
+    /// This shard's counters (the admin listener reads them).
+    pub stats: Arc<ShardStats>,
+    pub logging: Logging,
 }
 
 pub struct Shard {
@@ -51,13 +56,15 @@ pub struct Shard {
     pub shard_header: Option<Vec<u8>>,
     pub stats: Arc<ShardStats>,
     pub drain: Drain,
+    /// This shard's producer of the access log, when there is one.
+    pub access_log: Option<RefCell<AccessLogger>>,
     /// Outgoing HTTP of the shard's components.
     outbound_http: Rc<ShardHttp>,
     accept_errors: LogOnce,
     limit_reached: LogOnce,
 }
 
-pub fn spawn(start: ShardStart) -> Result<ExecutorJoinHandle<()>, String> {
+pub fn spawn(start: ShardStart) -> Result<ExecutorJoinHandle<u64>, String> {
     let server = &start.shared.config.server;
     let mut builder = LocalExecutorBuilder::new(Placement::Fixed(start.cpu))
         .name(&format!("shard-{}", start.id))
@@ -69,21 +76,27 @@ pub fn spawn(start: ShardStart) -> Result<ExecutorJoinHandle<()>, String> {
     builder.spawn(move || run(start)).map_err(|e| e.to_string())
 }
 
-async fn run(start: ShardStart) {
+/// Serves until the stop, then drains; returns how many requests the
+/// drain deadline cut.
+async fn run(start: ShardStart) -> u64 {
     let ShardStart {
         id,
         cpu,
         shared,
         socket,
         ready,
-        signals,
+        flags,
+        stats,
+        logging,
     } = start;
+    // glommio's listener does not lend its descriptor: kept for the stop.
+    let listen_fd = socket.as_raw_fd();
     let listener = listener::adopt(socket);
-    let shard = match Shard::new(id, shared) {
+    let shard = match Shard::new(id, shared, stats, &logging) {
         Ok(shard) => Rc::new(shard),
         Err(e) => {
             let _ = ready.send(Err((id, e)));
-            return;
+            return 0;
         }
     };
     // wasi-http spawns its internal tasks on the ambient tokio runtime: for
@@ -98,25 +111,34 @@ async fn run(start: ShardStart) {
     drop(ready);
 
     futures_lite::future::or(
-        shard.clone().accept_loop(listener),
-        signals.until_stop(|| shard.report("shard stats")),
+        shard.clone().accept_loop(&listener),
+        flags.until_stop(id, || shard.stats.beat(), || shard.report("shard stats")),
     )
     .await;
+    // Stop accepting: take in what the kernel already queued (closing the
+    // listener would reset those connections), then close it.
+    shard.drain.begin();
+    let queued = listener::take_queued(listen_fd);
+    drop(listener);
+    tracing::info!(shard = id, queued = queued.len(), "stopped accepting; draining");
+    for stream in queued {
+        shard.clone().serve(stream, true);
+    }
     let abandoned = shard.drain.finish(shard.shared.config.server.timeouts.drain).await;
     if abandoned > 0 {
-        tracing::warn!(
+        tracing::error!(
             shard = id,
             in_flight = abandoned,
             "drain timeout: abandoning requests in flight"
         );
     }
     shard.report("shard stopped");
+    abandoned
 }
 
 impl Shard {
-    fn new(id: usize, shared: Arc<Shared>) -> Result<Shard, String> {
+    fn new(id: usize, shared: Arc<Shared>, stats: Arc<ShardStats>, logging: &Logging) -> Result<Shard, String> {
         let outbound_http = ShardHttp::new().map_err(|e| format!("cannot start the outbound HTTP runtime: {e}"))?;
-        let stats = Arc::new(ShardStats::new(id));
         let routes = ShardRoutes::new(&shared.generation, &shared.runtime, &stats, &outbound_http);
         Ok(Shard {
             id,
@@ -126,6 +148,7 @@ impl Shard {
             date: DateCache::default(),
             stats,
             drain: Drain::new(),
+            access_log: logging.access_logger().map(RefCell::new),
             outbound_http,
             accept_errors: LogOnce::new(Duration::from_secs(1)),
             limit_reached: LogOnce::new(Duration::from_secs(1)),
@@ -144,7 +167,7 @@ impl Shard {
         self.routes.borrow().clone()
     }
 
-    async fn accept_loop(self: Rc<Self>, listener: TcpListener) {
+    async fn accept_loop(self: Rc<Self>, listener: &TcpListener) {
         let mut backoff = ACCEPT_BACKOFF_MIN;
         loop {
             match listener.accept().await {
@@ -155,12 +178,7 @@ impl Shard {
                         self.reject(stream);
                         continue;
                     }
-                    let shard = self.clone();
-                    glommio::spawn_local(async move {
-                        let _open = OpenConnection::new(&shard.stats);
-                        connection::serve(&shard, stream).await;
-                    })
-                    .detach();
+                    self.clone().serve(stream, false);
                 }
                 Err(e) => {
                     let e = io::Error::from(e);
@@ -182,6 +200,18 @@ impl Shard {
                 }
             }
         }
+    }
+
+    /// Serves a connection in a task of its own. One taken from the queue at
+    /// stop (`queued`) holds the drain until it ends: its client is owed
+    /// an answer.
+    fn serve(self: Rc<Self>, stream: TcpStream, queued: bool) {
+        glommio::spawn_local(async move {
+            let _open = OpenConnection::new(&self.stats);
+            let _owed = queued.then(|| self.drain.enter());
+            connection::serve(&self, stream).await;
+        })
+        .detach();
     }
 
     /// Over the connection limit: answer 503 and close, without holding up

@@ -1,71 +1,129 @@
-//! Stopping, in one place: a signal (SIGTERM or SIGINT) → every shard stops
-//! accepting → the requests in flight finish, within `drain_timeout_ms` →
-//! the shard ends, closing its idle connections. A second signal exits at
-//! once. The drain waits to be told that the last request in flight ended
-//! (a [`Drain`]), not on a polling loop.
+//! Stopping, in one place. The `control` thread takes the signals:
+//! SIGTERM or SIGINT → `/readyz` turns 503 at once → after
+//! `shutdown_delay_ms` every shard stops accepting (taking in what the
+//! kernel had already queued for it, so no waiting connection is reset) →
+//! requests in flight finish, within `drain_timeout_ms`, keep-alive
+//! connections get `Connection: close` and idle ones are closed → the
+//! process exits 0, or 1 if the deadline cut requests. A second signal
+//! exits 1 at once, saying so. The drain waits to be told that the last
+//! request in flight ended (a [`Drain`]), not on a polling loop.
+//!
+//! The control thread also turns SIGUSR1 into a statistics report from
+//! every shard and SIGUSR2 into reopening the access log (logrotate).
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use glommio::channels::local_channel::{self, LocalSender};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::iterator::{Handle, Signals};
 
 use crate::error::StartupError;
+use crate::logging::Logging;
+use crate::stats::{Health, unix_millis};
 
-/// How often a shard looks at the signal flags (a signal handler may only
-/// set a flag; the shards read it).
-const SIGNAL_POLL: Duration = Duration::from_millis(50);
+/// How often a shard looks at its flags (a shard cannot be woken from
+/// another thread without a message; this is cheap, and also its
+/// heartbeat).
+const FLAG_POLL: Duration = Duration::from_millis(50);
 
-/// The process's signal flags, set by signal handlers.
-pub struct Signals {
-    /// SIGTERM or SIGINT: drain and stop.
-    stop: Arc<AtomicBool>,
+/// What the control thread tells the shards.
+pub struct ShardFlags {
+    /// When shards stop accepting (Unix ms); 0 while serving.
+    stop_at_ms: AtomicU64,
+    /// One per shard: report statistics (SIGUSR1); each shard clears its own.
+    report: Vec<AtomicBool>,
 }
 
-impl Signals {
-    /// Installs the handlers: the first SIGTERM/SIGINT sets the stop flag,
-    /// a second one exits the process at once.
-    pub fn install() -> Result<Signals, StartupError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone()).map_err(StartupError::Signals)?;
-            signal_hook::flag::register(signal, stop.clone()).map_err(StartupError::Signals)?;
+impl ShardFlags {
+    pub fn new(shards: usize) -> ShardFlags {
+        ShardFlags {
+            stop_at_ms: AtomicU64::new(0),
+            report: (0..shards).map(|_| AtomicBool::new(false)).collect(),
         }
-        Ok(Signals { stop })
     }
 
-    /// Stops every shard, as a signal would (a failed start-up).
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+    /// Stops every shard now (a failed start-up).
+    pub fn stop_now(&self) {
+        self.stop_at_ms.store(1, Ordering::Relaxed);
     }
 
-    /// What one shard watches: the stop flag, and its own SIGUSR1 flag
-    /// (each shard clears its own after reporting).
-    pub fn for_shard(&self) -> Result<ShardSignals, StartupError> {
-        let report = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGUSR1, report.clone()).map_err(StartupError::Signals)?;
-        Ok(ShardSignals {
-            stop: self.stop.clone(),
-            report,
-        })
+    fn stopping(&self) -> bool {
+        let at = self.stop_at_ms.load(Ordering::Relaxed);
+        at != 0 && unix_millis() >= at
     }
-}
 
-pub struct ShardSignals {
-    stop: Arc<AtomicBool>,
-    report: Arc<AtomicBool>,
-}
-
-impl ShardSignals {
-    /// Returns when the server must stop; calls `report` on each SIGUSR1.
-    pub async fn until_stop(&self, report: impl Fn()) {
-        while !self.stop.load(Ordering::Relaxed) {
-            if self.report.swap(false, Ordering::Relaxed) {
+    /// Returns when shard `id` must stop accepting. Calls `beat` at every
+    /// look and `report` on each SIGUSR1.
+    pub async fn until_stop(&self, id: usize, beat: impl Fn(), report: impl Fn()) {
+        loop {
+            beat();
+            if self.stopping() {
+                return;
+            }
+            if self.report.get(id).is_some_and(|r| r.swap(false, Ordering::Relaxed)) {
                 report();
             }
-            glommio::timer::sleep(SIGNAL_POLL).await;
+            glommio::timer::sleep(FLAG_POLL).await;
         }
+    }
+}
+
+/// The thread that takes the process's signals.
+pub struct Control {
+    handle: Handle,
+    thread: JoinHandle<()>,
+}
+
+impl Control {
+    pub fn start(
+        flags: Arc<ShardFlags>,
+        health: Arc<Health>,
+        logging: Logging,
+        shutdown_delay: Duration,
+    ) -> Result<Control, StartupError> {
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGUSR2]).map_err(StartupError::Signals)?;
+        let handle = signals.handle();
+        let thread = std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || {
+                let mut stopping = false;
+                for signal in signals.forever() {
+                    match signal {
+                        SIGUSR1 => flags.report.iter().for_each(|r| r.store(true, Ordering::Relaxed)),
+                        SIGUSR2 => {
+                            tracing::info!("SIGUSR2: reopening the access log");
+                            logging.reopen_access_log();
+                        }
+                        _ if stopping => {
+                            tracing::error!("second stop signal: exiting now; requests in flight are cut");
+                            logging.flush();
+                            std::process::exit(1);
+                        }
+                        _ => {
+                            stopping = true;
+                            health.set_draining();
+                            let delay_ms = shutdown_delay.as_millis() as u64;
+                            tracing::info!(
+                                shutdown_delay_ms = delay_ms,
+                                "stop signal: /readyz answers 503; draining after the shutdown delay"
+                            );
+                            flags.stop_at_ms.store(unix_millis() + delay_ms, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+            .map_err(StartupError::Signals)?;
+        Ok(Control { handle, thread })
+    }
+
+    /// Ends the thread (the shards have stopped).
+    pub fn close(self) {
+        self.handle.close();
+        let _ = self.thread.join();
     }
 }
 
@@ -110,6 +168,12 @@ impl Drain {
     pub fn enter(&self) -> InFlight<'_> {
         self.in_flight.set(self.in_flight.get() + 1);
         InFlight { drain: self }
+    }
+
+    /// From now on, connections answer their current request with
+    /// `Connection: close`.
+    pub fn begin(&self) {
+        self.draining.set(true);
     }
 
     /// Connections answer their current request with `Connection: close`.

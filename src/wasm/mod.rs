@@ -18,7 +18,8 @@
 //! disk), `turns` (a route's concurrency bound and wait queue), `deadline`
 //! (a call under the request's deadline on the shard's timers), `failure`
 //! (how a call fails), `route` (what an instance knows of its route),
-//! `guest_log` (bounded guest logs), `resolve` (backend names, off the
+//! `guest_log` (bounded guest logs), `limiter` (memory and table limits,
+//! counting refused growth), `resolve` (backend names, off the
 //! shard) and `shard_local` (the one `unsafe impl Send`).
 
 mod component;
@@ -26,6 +27,7 @@ mod deadline;
 mod engine;
 mod failure;
 mod guest_log;
+mod limiter;
 mod load;
 mod module;
 mod precompiled;
@@ -45,7 +47,7 @@ pub use load::{LoadError, ModuleCache};
 pub use module::{ABSENT, HOST_FUNCTIONS, tcp_error};
 pub use precompiled::CompileCache;
 
-use crate::config::{EngineLimits, RouteSpec, WasmSpec};
+use crate::config::{EngineLimits, InstancePolicy, RouteSpec, WasmSpec};
 use crate::http::{Request, Response};
 use crate::stats::RouteStats;
 use component::{ComponentGuest, ComponentPool};
@@ -145,6 +147,14 @@ pub enum Answer {
     Streamed(Exchange),
 }
 
+/// What became of a request handed to a guest.
+pub struct Handled {
+    pub answer: Result<Answer, InvokeError>,
+    /// Fuel the guest used, when known by the time it answers (a streaming
+    /// guest may still be running).
+    pub fuel_used: Option<u64>,
+}
+
 /// A route's instances on one shard, whatever the guest's kind.
 pub struct GuestPool {
     kind: PoolKind,
@@ -166,18 +176,36 @@ impl GuestPool {
     /// Serves one request. `body` carries the request body as it arrives;
     /// `None` means it is all in `request.body`. The request is left in
     /// place (its buffers stay with the connection).
-    pub async fn handle(&self, request: &mut Request, body: Option<ChannelBody>) -> Result<Answer, InvokeError> {
+    pub async fn handle(&self, request: &mut Request, body: Option<ChannelBody>) -> Handled {
         match &self.kind {
             PoolKind::Module(pool) => {
                 // A core module reads the body through the ABI, whole.
-                let (back, result) = pool.handle(std::mem::take(request)).await;
+                let (back, result, fuel_used) = pool.handle(std::mem::take(request)).await;
                 *request = back;
-                result.map(Answer::Whole)
+                Handled {
+                    answer: result.map(Answer::Whole),
+                    fuel_used: Some(fuel_used),
+                }
             }
             PoolKind::Component(pool) => {
                 let body = body.unwrap_or_else(|| component::whole_body(std::mem::take(&mut request.body)));
-                pool.start(request, body).await.map(Answer::Streamed)
+                Handled {
+                    answer: pool.start(request, body).await.map(Answer::Streamed),
+                    fuel_used: None,
+                }
             }
+        }
+    }
+
+    /// The route's instance policy, for the access log.
+    pub fn instance_policy(&self) -> &'static str {
+        let limits = match &self.kind {
+            PoolKind::Module(pool) => pool.limits(),
+            PoolKind::Component(pool) => pool.limits(),
+        };
+        match limits.instance {
+            InstancePolicy::Fresh => "fresh",
+            InstancePolicy::Reuse { .. } => "reuse",
         }
     }
 

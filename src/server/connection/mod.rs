@@ -11,6 +11,7 @@
 //! socket buffers, not our memory.
 
 mod duplex;
+mod record;
 mod streamed;
 
 use std::io;
@@ -25,9 +26,9 @@ use crate::http::decode::Phase;
 use crate::http::encode::{ResponseMeta, announces_keep_alive};
 use crate::http::{self, Decoded, Decoder, FramingLimits, HttpError, Request, Response};
 use crate::router::Lookup;
-use crate::stats::StatusCounts;
 use crate::wasm::{Answer, GuestPool};
 use duplex::Duplex;
+use record::Answering;
 
 /// Write out pending responses once this much has accumulated, even in the
 /// middle of a batch, so a flood of pipelined requests with large answers
@@ -43,6 +44,8 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
         ..server.framing
     };
     let read_buffer = server.read_buffer_bytes.max(server.framing.max_head + 1);
+    // Only the access log wants it (a system call per connection).
+    let peer = shard.access_log.as_ref().and_then(|_| stream.peer_addr().ok());
     let mut connection = Connection {
         shard,
         stream: Duplex::new(stream),
@@ -53,6 +56,9 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
         decoder: Decoder::new(limits),
         request: Request::default(),
         deadline: None,
+        sent: 0,
+        answering: Answering::new(),
+        peer,
     };
     if let Err(e) = connection.run().await {
         tracing::debug!(shard = shard.id, "connection ended: {e}");
@@ -73,6 +79,11 @@ struct Connection<'a> {
     /// When the request being received must be complete (`None` between
     /// requests).
     deadline: Option<Instant>,
+    /// Bytes written to the socket so far.
+    sent: u64,
+    answering: Answering,
+    /// The client's address, when the access log wants it.
+    peer: Option<std::net::SocketAddr>,
 }
 
 /// Whether the connection stays open after a response.
@@ -146,6 +157,7 @@ impl<'a> Connection<'a> {
                         if let Some(route) = streaming_route(&routes, &self.request) {
                             // This guest takes its body as it arrives.
                             let _in_flight = self.shard.request_started();
+                            self.begin_request();
                             match Box::pin(self.stream_exchange(route, false)).await? {
                                 Next::Close => return Ok(Next::Close),
                                 Next::KeepAlive => continue,
@@ -161,6 +173,7 @@ impl<'a> Connection<'a> {
                     self.start += used;
                     self.deadline = None;
                     let in_flight = self.shard.request_started();
+                    self.begin_request();
                     let next = self.respond().await;
                     drop(in_flight);
                     if let Next::Close = next? {
@@ -183,24 +196,23 @@ impl<'a> Connection<'a> {
         let (route, head_only) = match routes.lookup(self.request.method(), self.request.path()) {
             Lookup::Found { route, head_only } => (route, head_only),
             Lookup::NotFound => {
-                self.answer(&shard.stats.unrouted, &http::answers::canned(404), false, keep_alive);
+                self.answer(None, &http::answers::canned(404), false, keep_alive, None);
                 return Ok(next(keep_alive));
             }
             Lookup::MethodNotAllowed { allow } => {
                 let answer = http::answers::method_not_allowed(allow);
-                self.answer(&shard.stats.unrouted, &answer, false, keep_alive);
+                self.answer(None, &answer, false, keep_alive, None);
                 return Ok(next(keep_alive));
             }
         };
-        let counts = &route.stats.responses;
         if self.request.body.len() > route.max_body_bytes {
             tracing::info!(route = %route.name, limit = route.max_body_bytes, "413: request body exceeds the route's max_body_bytes");
-            self.answer(counts, &http::answers::canned(413), false, keep_alive);
+            self.answer(Some(route), &http::answers::canned(413), false, keep_alive, None);
             return Ok(next(keep_alive));
         }
         let pool = match &route.handler {
             Handler::Static(response) => {
-                self.answer(counts, response, head_only, keep_alive);
+                self.answer(Some(route), response, head_only, keep_alive, None);
                 return Ok(next(keep_alive));
             }
             Handler::Guest(pool) if pool.streams_request_body() => {
@@ -209,21 +221,27 @@ impl<'a> Connection<'a> {
             }
             Handler::Guest(pool) => pool,
         };
-        match pool.handle(&mut self.request, None).await {
-            Ok(Answer::Whole(response)) => self.answer(counts, &response, head_only, keep_alive),
+        let handled = pool.handle(&mut self.request, None).await;
+        let fuel = handled.fuel_used;
+        match handled.answer {
+            Ok(Answer::Whole(response)) => self.answer(Some(route), &response, head_only, keep_alive, fuel),
             Ok(Answer::Streamed(exchange)) => {
                 let routed = RoutedRequest { route, pool, head_only };
                 return Box::pin(self.relay(routed, exchange, None, keep_alive)).await;
             }
-            Err(e) => self.answer(counts, &http::answers::canned(e.status()), head_only, keep_alive),
+            Err(e) => {
+                let answer = http::answers::canned(e.status());
+                self.answer(Some(route), &answer, head_only, keep_alive, fuel);
+            }
         }
         Ok(next(keep_alive))
     }
 
-    /// Counts a response under its route (or as unrouted) and appends it.
-    fn answer(&mut self, counts: &StatusCounts, response: &Response, head_only: bool, keep_alive: bool) {
-        counts.count(response.status);
+    /// Appends a whole response and records it under its route (`None`:
+    /// unrouted).
+    fn answer(&mut self, route: Option<&Route>, response: &Response, head_only: bool, keep_alive: bool, fuel: Option<u64>) {
         self.write(response, head_only, keep_alive);
+        self.record(route, response.status, fuel);
     }
 
     fn write(&mut self, response: &Response, head_only: bool, keep_alive: bool) {
@@ -255,6 +273,7 @@ impl<'a> Connection<'a> {
     async fn flush(&mut self) -> io::Result<()> {
         if !self.output.is_empty() {
             let result = (&self.stream).write_all(&self.output).await;
+            self.sent += self.output.len() as u64;
             self.output.clear();
             result?;
         }

@@ -24,7 +24,6 @@ use super::duplex::Duplex;
 use super::{Connection, ExtraHeaders, Next, RoutedRequest, next};
 use crate::http::encode::{BodyFraming, ResponseMeta, has_body, write_chunk, write_last_chunk, write_parts};
 use crate::http::{self, Decoded, Decoder, HttpError, Request, Version};
-use crate::stats::StatusCounts;
 use crate::wasm::{Answer, BodyEnd, BodyPart, BodySender, Exchange, body_channel};
 
 /// How receiving the request body ended.
@@ -59,13 +58,13 @@ impl Connection<'_> {
             .and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok());
         if declared.is_some_and(|n| n > limit) || self.request.body.len() > limit {
             tracing::info!(route = %route.name, limit, "413: request body exceeds the route's max_body_bytes");
-            self.answer(&route.stats.responses, &http::answers::canned(413), false, false);
+            self.answer(Some(route), &http::answers::canned(413), false, false, None);
             return Ok(Next::Close);
         }
 
         let (body, guest_body) = body_channel();
-        let answer = routed.pool.handle(&mut self.request, Some(guest_body)).await;
-        let response = match answer {
+        let handled = routed.pool.handle(&mut self.request, Some(guest_body)).await;
+        let response = match handled.answer {
             Ok(Answer::Streamed(exchange)) => {
                 let body = Some(Upload {
                     body,
@@ -78,7 +77,7 @@ impl Connection<'_> {
         };
         // The body was not read: unless it is all here, close.
         let keep_alive = keep_alive && body_complete;
-        self.answer(&route.stats.responses, &response, routed.head_only, keep_alive);
+        self.answer(Some(route), &response, routed.head_only, keep_alive, handled.fuel_used);
         Ok(next(keep_alive))
     }
 
@@ -107,7 +106,8 @@ impl Connection<'_> {
             extra_headers: extra.as_slice(),
         };
         let limit = routed.route.max_body_bytes;
-        let head_sent = Cell::new(false);
+        // The status of the head once written.
+        let head_sent = Cell::new(None);
         let first = Bytes::from(std::mem::take(&mut self.request.body));
         let (received, sent) = {
             let Connection {
@@ -119,6 +119,7 @@ impl Connection<'_> {
                 request,
                 deadline,
                 output,
+                sent: bytes_sent,
                 ..
             } = self;
             let deadline = deadline.unwrap_or_else(Instant::now);
@@ -149,17 +150,10 @@ impl Connection<'_> {
             let mut out = Output {
                 stream,
                 buffer: output,
+                sent: bytes_sent,
                 route: &routed.route.name,
             };
-            let counts = &routed.route.stats.responses;
-            let mut sending = pin!(send_response(
-                &mut out,
-                &mut exchange,
-                &meta,
-                version,
-                &head_sent,
-                counts
-            ));
+            let mut sending = pin!(send_response(&mut out, &mut exchange, &meta, version, &head_sent));
 
             let mut received = None;
             let mut sent = None;
@@ -187,11 +181,14 @@ impl Connection<'_> {
         };
         self.deadline = None;
         self.request.body.clear();
+        if let Some(status) = head_sent.get() {
+            self.record(Some(routed.route), status, None);
+        }
 
         match (received, sent) {
             (Some(Received::Gone), _) => Ok(Next::Close),
             (Some(Received::Refused(error)), _) => {
-                if !head_sent.get() {
+                if head_sent.get().is_none() {
                     self.protocol_error(error);
                 }
                 Ok(Next::Close)
@@ -295,8 +292,7 @@ async fn send_response(
     exchange: &mut Exchange,
     meta: &ResponseMeta<'_>,
     version: Version,
-    head_sent: &Cell<bool>,
-    counts: &StatusCounts,
+    head_sent: &Cell<Option<u16>>,
 ) -> io::Result<Sent> {
     let response = match out.when_ready(exchange.response()).await? {
         Ok(response) => response,
@@ -306,13 +302,11 @@ async fn send_response(
                 ..*meta
             };
             let answer = http::answers::canned(e.status());
-            counts.count(answer.status);
             http::write_response(out.buffer, &answer, &meta);
-            head_sent.set(true);
+            head_sent.set(Some(answer.status));
             return Ok(Sent::Complete { reusable: false });
         }
     };
-    counts.count(response.status);
     let framing = match response.length {
         Some(n) => BodyFraming::Length(n),
         None if version == Version::Http11 => BodyFraming::Chunked,
@@ -324,7 +318,7 @@ async fn send_response(
         ..*meta
     };
     write_parts(out.buffer, response.status, b"", &response.headers, framing, &meta);
-    head_sent.set(true);
+    head_sent.set(Some(response.status));
     if meta.head_only || !has_body(response.status) {
         return Ok(Sent::Complete { reusable: true });
     }
@@ -376,6 +370,8 @@ async fn send_response(
 struct Output<'a> {
     stream: &'a Duplex,
     buffer: &'a mut Vec<u8>,
+    /// The connection's count of bytes written.
+    sent: &'a mut u64,
     /// The route's name, for logs.
     route: &'a str,
 }
@@ -385,6 +381,7 @@ impl Output<'_> {
         if !self.buffer.is_empty() {
             let mut writer = self.stream;
             writer.write_all(self.buffer).await?;
+            *self.sent += self.buffer.len() as u64;
             self.buffer.clear();
         }
         Ok(())

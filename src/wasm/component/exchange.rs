@@ -28,7 +28,7 @@ use super::ComponentGuest;
 use super::body::ChannelBody;
 use super::outbound::{OutboundHooks, ShardHttp};
 use super::state::{ComponentState, Held};
-use crate::config::InstancePolicy;
+use crate::config::{GuestLimits, InstancePolicy};
 use crate::http::Request;
 use crate::http::encode::is_framing_header;
 use crate::wasm::deadline::with_deadline;
@@ -79,6 +79,10 @@ impl ComponentPool {
                 ready: RefCell::new(Vec::new()),
             }),
         }
+    }
+
+    pub fn limits(&self) -> &GuestLimits {
+        &self.inner.context.limits
     }
 
     /// Instances alive on this shard for the route: ready plus running.

@@ -20,6 +20,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -31,6 +32,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::body;
 use crate::config::Endpoint;
+use crate::stats::{OutboundResult, RouteStats};
 use crate::http::client::{self, ClientError, ResponseBody, ResponseHead};
 use crate::wasm::route::RouteContext;
 use crate::wasm::shard_local::ShardLocal;
@@ -162,10 +164,12 @@ impl WasiHttpHooks for OutboundHooks {
         let route = &**self.route;
         let Some(endpoint) = endpoint_of(request.uri()) else {
             tracing::warn!(route = %route.label, uri = %request.uri(), "outgoing HTTP: no host:port");
+            route.stats.outbound(OutboundResult::Failed);
             return ready(Err(Error::HttpRequestUriInvalid));
         };
         if !route.outbound.allowed.contains(&endpoint) {
             tracing::warn!(route = %route.label, address = %endpoint, "outgoing HTTP denied: not in allowed_outbound");
+            route.stats.outbound(OutboundResult::Denied);
             return ready(Err(Error::HttpRequestDenied));
         }
         let Some(http) = &self.http else {
@@ -173,6 +177,7 @@ impl WasiHttpHooks for OutboundHooks {
         };
         if self.tasks.len() >= route.outbound.max_connections {
             tracing::warn!(route = %route.label, address = %endpoint, limit = route.outbound.max_connections, "outgoing HTTP: max_backend_connections reached");
+            route.stats.outbound(OutboundResult::Limit);
             return ready(Err(Error::ConnectionLimitReached));
         }
         let limits = ClientLimits::new(route, options.as_ref());
@@ -180,6 +185,7 @@ impl WasiHttpHooks for OutboundHooks {
         let client = Client {
             http: Rc::clone(http),
             label: route.label.clone(),
+            stats: route.stats.clone(),
             endpoint,
             limits,
         };
@@ -229,6 +235,7 @@ impl ClientLimits {
 struct Client {
     http: Rc<ShardHttp>,
     label: String,
+    stats: Arc<RouteStats>,
     endpoint: Endpoint,
     limits: ClientLimits,
 }
@@ -241,11 +248,13 @@ impl Client {
             Ok(ok) => ok,
             Err(e) => {
                 tracing::warn!(route = %self.label, address = %self.endpoint, "outgoing HTTP failed: {e:?}");
+                self.stats.outbound(OutboundResult::Failed);
                 let _ = reply.send(Err(e));
                 self.http.run_ready_tasks();
                 return;
             }
         };
+        self.stats.outbound(OutboundResult::Ok);
         let ResponseHead {
             response,
             framing,

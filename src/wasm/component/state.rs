@@ -7,7 +7,6 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -20,6 +19,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::outbound::OutboundHooks;
 use crate::wasm::guest_log::LogBudget;
+use crate::wasm::limiter::GuestLimiter;
 use crate::wasm::route::RouteContext;
 use crate::wasm::shard_local::ShardLocal;
 
@@ -32,7 +32,7 @@ pub struct ComponentState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     pub(super) hooks: OutboundHooks,
-    pub(super) limits: StoreLimits,
+    pub(super) limits: GuestLimiter,
     /// Shared with the guest's stdout and stderr.
     log_budget: ShardLocal<Rc<RefCell<LogBudget>>>,
 }
@@ -50,13 +50,12 @@ impl ComponentState {
         wasi.stdout(log.tagged("stdout"))
             .stderr(log.tagged("stderr"))
             .envs(&route.env.iter().collect::<Vec<_>>());
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(route.limits.memory_limit)
-            .table_elements(route.limits.table_elements_limit as usize)
-            .instances(MAX_PARTS_PER_COMPONENT)
-            .tables(MAX_PARTS_PER_COMPONENT)
-            .memories(MAX_PARTS_PER_COMPONENT)
-            .build();
+        let limits = GuestLimiter::new(
+            &route.limits,
+            MAX_PARTS_PER_COMPONENT,
+            MAX_PARTS_PER_COMPONENT,
+            route.stats.clone(),
+        );
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(FIELD_SIZE_LIMIT);
         ComponentState {

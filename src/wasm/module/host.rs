@@ -3,11 +3,12 @@
 
 use std::rc::Rc;
 
-use wasmtime::{Caller, Memory, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Caller, Memory};
 
 use super::backends::Backends;
 use crate::http::Request;
 use crate::wasm::guest_log::LogBudget;
+use crate::wasm::limiter::GuestLimiter;
 use crate::wasm::route::RouteContext;
 use crate::wasm::shard_local::ShardLocal;
 
@@ -29,7 +30,7 @@ pub struct HostState {
     pub(super) response: GuestResponse,
     /// The guest's memory, looked up once per instance.
     pub(super) memory: Option<Memory>,
-    pub(super) limits: StoreLimits,
+    pub(super) limits: GuestLimiter,
     pub(super) log: LogBudget,
     pub(super) backends: ShardLocal<Backends>,
     /// Set while instantiating at start-up (no shard, no sockets).
@@ -39,13 +40,7 @@ pub struct HostState {
 impl HostState {
     pub(super) fn new(route: Rc<RouteContext>, trial: bool) -> HostState {
         let guest = &route.limits;
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(guest.memory_limit)
-            .table_elements(guest.table_elements_limit as usize)
-            .instances(1)
-            .tables(4)
-            .memories(1)
-            .build();
+        let limits = GuestLimiter::new(guest, 1, 4, route.stats.clone());
         let log = LogBudget::new(guest.max_log_bytes);
         HostState {
             route: ShardLocal::new(route),

@@ -19,6 +19,7 @@ use super::abi::tcp_error as code;
 use super::backends::{WaitingOnIo, io_code};
 use super::host::{HostState, guest_range, memory_and_state};
 use crate::config::Endpoint;
+use crate::stats::OutboundResult;
 use crate::wasm::resolve::resolve;
 use crate::wasm::shard_local::ShardLocal;
 
@@ -63,29 +64,41 @@ async fn connect(mut caller: Caller<'_, HostState>, ptr: i32, len: i64) -> wasmt
     let range = guest_range(memory.len(), "tcp_connect", ptr, len)?;
     let address = String::from_utf8_lossy(&memory[range]).into_owned();
     let route = state.route();
+    // At start-up, while the module is checked, nothing is counted.
+    let trial = state.trial;
+    let count = |result| {
+        if !trial {
+            route.stats.outbound(result);
+        }
+    };
     let Ok(endpoint) = Endpoint::parse(&address) else {
         tracing::warn!(route = %route.label, address = %address.escape_debug(), "tcp_connect: not a host:port address");
+        count(OutboundResult::Failed);
         return Ok(code::BAD_ADDRESS as i32);
     };
     if !route.outbound.allowed.contains(&endpoint) {
         tracing::warn!(route = %route.label, address = %endpoint, "tcp_connect denied: not in allowed_outbound");
+        count(OutboundResult::Denied);
         return Ok(code::DENIED as i32);
     }
-    if state.trial {
+    if trial {
         return Ok(code::UNAVAILABLE as i32);
     }
     if state.backends.open_count() >= route.outbound.max_connections {
         tracing::warn!(route = %route.label, address = %endpoint, limit = route.outbound.max_connections, "tcp_connect: max_backend_connections reached");
+        count(OutboundResult::Limit);
         return Ok(code::LIMIT as i32);
     }
     let timeout = route.outbound.connect_timeout;
     let label = route.label.clone();
+    let stats = route.stats.clone();
     let waiting = WaitingOnIo::start(&state.backends);
 
     let addr = match resolve(&endpoint).await {
         Ok(addr) => addr,
         Err(e) => {
             tracing::warn!(route = %label, address = %endpoint, "tcp_connect: cannot resolve: {e}");
+            stats.outbound(OutboundResult::Failed);
             return Ok(code::BAD_ADDRESS as i32);
         }
     };
@@ -95,9 +108,11 @@ async fn connect(mut caller: Caller<'_, HostState>, ptr: i32, len: i64) -> wasmt
             let e = std::io::Error::from(e);
             let code = io_code(&e);
             tracing::warn!(route = %label, address = %endpoint, "tcp_connect failed: {e}");
+            stats.outbound(OutboundResult::Failed);
             return Ok(code as i32);
         }
     };
+    stats.outbound(OutboundResult::Ok);
     drop(waiting);
     // Request/response protocols: do not hold back small writes.
     let _ = stream.set_nodelay(true);

@@ -13,7 +13,7 @@ use wasmtime::Engine;
 
 use super::ModuleGuest;
 use super::invoke::{Instance, Outcome};
-use crate::config::InstancePolicy;
+use crate::config::{GuestLimits, InstancePolicy};
 use crate::http::{Request, Response};
 use crate::wasm::failure::InvokeError;
 use crate::wasm::route::RouteContext;
@@ -40,6 +40,10 @@ impl ModulePool {
         }
     }
 
+    pub fn limits(&self) -> &GuestLimits {
+        &self.context.limits
+    }
+
     /// Instances alive on this shard for the route: ready plus running.
     pub fn live_instances(&self) -> usize {
         self.ready.borrow().len() + self.turns.running()
@@ -61,8 +65,8 @@ impl ModulePool {
     }
 
     /// Serves one request. Always gives the request back, so the connection
-    /// keeps its buffers.
-    pub async fn handle(&self, request: Request) -> (Request, Result<Response, InvokeError>) {
+    /// keeps its buffers; also says how much fuel the guest used.
+    pub async fn handle(&self, request: Request) -> (Request, Result<Response, InvokeError>, u64) {
         let limits = &self.context.limits;
         let started = Instant::now();
         let deadline = started + limits.timeout;
@@ -73,7 +77,7 @@ impl ModulePool {
             Ok(turn) => turn,
             Err(e) => {
                 stats.rejected.bump();
-                return (request, Err(self.log_failure(e, 0)));
+                return (request, Err(self.log_failure(e, 0)), 0);
             }
         };
 
@@ -85,7 +89,7 @@ impl ModulePool {
                     stats.instances_created.bump();
                     instance
                 }
-                Err(e) => return (request, Err(self.log_failure(e, 0))),
+                Err(e) => return (request, Err(self.log_failure(e, 0)), 0),
             },
         };
 
@@ -98,7 +102,7 @@ impl ModulePool {
             }
             Outcome::Failed(e) => Err(self.log_failure(e, fuel_used)),
         };
-        (request, result)
+        (request, result, fuel_used)
     }
 
     /// After a clean return: a reused instance goes back to `ready` until it
