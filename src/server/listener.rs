@@ -56,7 +56,10 @@ pub fn adopt(socket: Socket) -> glommio::net::TcpListener {
 /// without waiting for more. Closing a listener resets the connections in
 /// its queue (with SO_REUSEPORT each shard has its own queue), so a shard
 /// that stops takes them in first and answers them.
-#[allow(unsafe_code, reason = "accept4 on the listener's descriptor; glommio adopts a socket only through FromRawFd")]
+#[allow(
+    unsafe_code,
+    reason = "accept4 on the listener's descriptor; glommio adopts a socket only through FromRawFd"
+)]
 /// `fd` is the listening socket's descriptor, still open (its glommio
 /// listener is alive and no longer accepting).
 pub fn take_queued(fd: std::os::fd::RawFd) -> Vec<glommio::net::TcpStream> {

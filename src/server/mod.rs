@@ -154,7 +154,12 @@ pub fn run(shared: Shared, placement: Vec<usize>, logging: Logging) -> Result<St
         start_admin(admin.listen_address, &stats, &health, &logging)?;
     }
     let flags = Arc::new(ShardFlags::new(placement.len()));
-    let control = Control::start(flags.clone(), health.clone(), logging.clone(), server.timeouts.shutdown_delay)?;
+    let control = Control::start(
+        flags.clone(),
+        health.clone(),
+        logging.clone(),
+        server.timeouts.shutdown_delay,
+    )?;
 
     let shared = Arc::new(shared);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -230,7 +235,7 @@ fn start_admin(
         access_lines_dropped: Arc::new(move || access.access_lines_dropped()),
     };
     admin::spawn(listener, state).map_err(bind_error)?;
-    tracing::info!("admin listening on {bound}");
+    tracing::info!("admin endpoints on http://{bound}");
     Ok(())
 }
 

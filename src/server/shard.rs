@@ -122,7 +122,7 @@ async fn run(start: ShardStart) -> u64 {
     drop(listener);
     tracing::info!(shard = id, queued = queued.len(), "stopped accepting; draining");
     for stream in queued {
-        shard.clone().serve(stream, true);
+        shard.clone().serve(stream);
     }
     let abandoned = shard.drain.finish(shard.shared.config.server.timeouts.drain).await;
     if abandoned > 0 {
@@ -178,7 +178,7 @@ impl Shard {
                         self.reject(stream);
                         continue;
                     }
-                    self.clone().serve(stream, false);
+                    self.clone().serve(stream);
                 }
                 Err(e) => {
                     let e = io::Error::from(e);
@@ -202,14 +202,14 @@ impl Shard {
         }
     }
 
-    /// Serves a connection in a task of its own. One taken from the queue at
-    /// stop (`queued`) holds the drain until it ends: its client is owed
-    /// an answer.
-    fn serve(self: Rc<Self>, stream: TcpStream, queued: bool) {
+    /// Serves a connection in a task of its own.
+    fn serve(self: Rc<Self>, stream: TcpStream) {
         glommio::spawn_local(async move {
             let _open = OpenConnection::new(&self.stats);
-            let _owed = queued.then(|| self.drain.enter());
-            connection::serve(&self, stream).await;
+            // A drain gives it a moment to start the request its client
+            // may already have sent.
+            let awaiting_first = self.drain.connection_opened();
+            connection::serve(&self, stream, awaiting_first).await;
         })
         .detach();
     }

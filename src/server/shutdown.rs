@@ -15,7 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel::{self, LocalSender};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
@@ -127,14 +127,22 @@ impl Control {
     }
 }
 
-/// A shard's requests in flight, and whether it is draining. Like
-/// glommio's `Gate`, whose closing panics if a pass outlives an abandoned
-/// close (as it does when the drain times out).
+/// How long a drain waits for connections that were accepted but have not
+/// started a request: a client whose request was already on its way (it
+/// connected while the shard was busy) is answered, a client that only
+/// connected is not waited for.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(250);
+
+/// A shard's requests in flight, its connections still awaiting their
+/// first request, and whether it is draining. Like glommio's `Gate`, whose
+/// closing panics if a pass outlives an abandoned close (as it does when
+/// the drain times out).
 pub struct Drain {
     draining: Cell<bool>,
     in_flight: Cell<u64>,
-    /// Told when the last request in flight ends during a drain.
-    idle: RefCell<Option<LocalSender<()>>>,
+    awaiting_first: Cell<u64>,
+    /// Told, during a drain, whenever either count goes down.
+    changed: RefCell<Option<LocalSender<()>>>,
 }
 
 /// One request in flight; the drain waits for it.
@@ -144,14 +152,20 @@ pub struct InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let drain = self.drain;
-        drain.in_flight.set(drain.in_flight.get() - 1);
-        if drain.in_flight.get() == 0
-            && let Some(idle) = drain.idle.borrow_mut().take()
-        {
-            // The drain may have given up waiting already.
-            let _ = idle.try_send(());
-        }
+        self.drain.in_flight.set(self.drain.in_flight.get() - 1);
+        self.drain.tell();
+    }
+}
+
+/// A connection that has not started a request yet.
+pub struct AwaitingFirst<'a> {
+    drain: &'a Drain,
+}
+
+impl Drop for AwaitingFirst<'_> {
+    fn drop(&mut self) {
+        self.drain.awaiting_first.set(self.drain.awaiting_first.get() - 1);
+        self.drain.tell();
     }
 }
 
@@ -160,7 +174,8 @@ impl Drain {
         Drain {
             draining: Cell::new(false),
             in_flight: Cell::new(0),
-            idle: RefCell::new(None),
+            awaiting_first: Cell::new(0),
+            changed: RefCell::new(None),
         }
     }
 
@@ -168,6 +183,12 @@ impl Drain {
     pub fn enter(&self) -> InFlight<'_> {
         self.in_flight.set(self.in_flight.get() + 1);
         InFlight { drain: self }
+    }
+
+    /// Counts a new connection until it starts its first request (or ends).
+    pub fn connection_opened(&self) -> AwaitingFirst<'_> {
+        self.awaiting_first.set(self.awaiting_first.get() + 1);
+        AwaitingFirst { drain: self }
     }
 
     /// From now on, connections answer their current request with
@@ -185,19 +206,40 @@ impl Drain {
         self.in_flight.get()
     }
 
-    /// Waits for the requests in flight, at most `timeout`; the accept loop
-    /// has already stopped. Returns how many were abandoned.
+    fn tell(&self) {
+        if let Some(changed) = self.changed.borrow().as_ref() {
+            // Full: the drain has not looked since the last change.
+            let _ = changed.try_send(());
+        }
+    }
+
+    /// Waits for the requests in flight, at most `timeout` (connections
+    /// awaiting their first request, at most `FIRST_REQUEST_GRACE`); the
+    /// accept loop has already stopped. Returns how many requests were
+    /// abandoned.
     pub async fn finish(&self, timeout: Duration) -> u64 {
         self.draining.set(true);
-        if self.in_flight.get() == 0 {
-            return 0;
+        let (changed, changes) = local_channel::new_bounded(1);
+        *self.changed.borrow_mut() = Some(changed);
+        let started = Instant::now();
+        loop {
+            let waited = started.elapsed();
+            let first_grace_left = FIRST_REQUEST_GRACE.saturating_sub(waited);
+            let awaiting = self.awaiting_first.get() > 0 && !first_grace_left.is_zero();
+            if self.in_flight.get() == 0 && !awaiting {
+                break;
+            }
+            let left = timeout.saturating_sub(waited);
+            if left.is_zero() {
+                break;
+            }
+            let wait = if awaiting { left.min(first_grace_left) } else { left };
+            let change = async {
+                changes.recv().await;
+            };
+            futures_lite::future::or(change, glommio::timer::sleep(wait)).await;
         }
-        let (idle, all_done) = local_channel::new_bounded(1);
-        *self.idle.borrow_mut() = Some(idle);
-        let all_done = async {
-            all_done.recv().await;
-        };
-        futures_lite::future::or(all_done, glommio::timer::sleep(timeout)).await;
+        *self.changed.borrow_mut() = None;
         self.in_flight.get()
     }
 }

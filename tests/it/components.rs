@@ -51,7 +51,7 @@ function = "hello"
     )
 }
 
-fn require_components() {
+pub(crate) fn require_components() {
     assert!(
         ["hello", "echo", "sleep", "fetch", "misbehave"]
             .iter()
@@ -420,8 +420,8 @@ fn outgoing_http_reaches_an_allowed_backend_over_pooled_connections() {
         second.text()
     );
     // No extra threads for any of it (no tokio pool behind the shard):
-    // main, log-writer, the shard and its blocking-pool thread.
-    assert_eq!(server.process.threads(), 2 + 2);
+    // main, log-writer, control, the shard and its blocking-pool thread.
+    assert_eq!(server.process.threads(), 3 + 2);
 }
 
 #[test]

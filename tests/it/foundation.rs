@@ -268,13 +268,30 @@ fn a_second_server_on_the_same_port_is_refused() {
 
 #[test]
 fn the_process_runs_exactly_the_documented_threads() {
-    // docs/architecture.md: the main thread, the log-writer, and per shard
-    // its executor thread and glommio's blocking-pool thread (name
-    // resolution). Nothing else: no runtime or compiler thread pools behind
-    // the shards' backs.
-    let server = TestServer::start(&sample_config(), &["--shards", "2"]);
+    // docs/architecture.md: the main thread, the log-writer, the control
+    // thread (signals), the admin listener's thread when configured, and
+    // per shard its executor thread and glommio's blocking-pool thread
+    // (name resolution). Nothing else: no runtime or compiler thread pools
+    // behind the shards' backs.
+    let config = format!("{}\n[admin]\nlisten_address = \"127.0.0.1:0\"\n", sample_config());
+    let server = TestServer::start(&config, &["--shards", "2"]);
     assert_eq!(server.get("/hello").status, 200);
-    assert_eq!(server.process.threads(), 2 + 2 * 2);
+    let names = server.process.thread_names();
+    assert_eq!(names.len(), 4 + 2 * 2, "{names:?}");
+    for service in ["admin", "control", "log-writer"] {
+        assert!(names.iter().any(|n| n == service), "no {service} thread: {names:?}");
+    }
+    // glommio names a shard's executor and blocking threads after it.
+    for shard in ["shard-0", "shard-1"] {
+        assert_eq!(names.iter().filter(|n| n.starts_with(shard)).count(), 2, "{names:?}");
+    }
+    let without_admin = TestServer::start(&sample_config(), &["--shards", "1"]);
+    assert_eq!(
+        without_admin.process.threads(),
+        3 + 2,
+        "{:?}",
+        without_admin.process.thread_names()
+    );
 }
 
 #[test]

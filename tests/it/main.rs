@@ -10,3 +10,4 @@ mod foundation;
 mod hostile;
 mod isolation;
 mod protocol;
+mod service;

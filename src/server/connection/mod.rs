@@ -22,6 +22,7 @@ use glommio::net::TcpStream;
 
 use super::routes::{Handler, Route, ShardRoutes};
 use super::shard::Shard;
+use super::shutdown::AwaitingFirst;
 use crate::http::decode::Phase;
 use crate::http::encode::{ResponseMeta, announces_keep_alive};
 use crate::http::{self, Decoded, Decoder, FramingLimits, HttpError, Request, Response};
@@ -35,7 +36,7 @@ use record::Answering;
 /// cannot grow the output buffer without bound.
 pub(super) const FLUSH_AT: usize = 256 << 10;
 
-pub async fn serve(shard: &Shard, stream: TcpStream) {
+pub async fn serve<'a>(shard: &'a Shard, stream: TcpStream, awaiting_first: AwaitingFirst<'a>) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(shard.shared.config.server.timeouts.write));
     let server = &shard.shared.config.server;
@@ -59,6 +60,7 @@ pub async fn serve(shard: &Shard, stream: TcpStream) {
         sent: 0,
         answering: Answering::new(),
         peer,
+        awaiting_first: Some(awaiting_first),
     };
     if let Err(e) = connection.run().await {
         tracing::debug!(shard = shard.id, "connection ended: {e}");
@@ -84,6 +86,8 @@ struct Connection<'a> {
     answering: Answering,
     /// The client's address, when the access log wants it.
     peer: Option<std::net::SocketAddr>,
+    /// Until its first request starts, the connection tells a drain so.
+    awaiting_first: Option<AwaitingFirst<'a>>,
 }
 
 /// Whether the connection stays open after a response.
@@ -239,7 +243,14 @@ impl<'a> Connection<'a> {
 
     /// Appends a whole response and records it under its route (`None`:
     /// unrouted).
-    fn answer(&mut self, route: Option<&Route>, response: &Response, head_only: bool, keep_alive: bool, fuel: Option<u64>) {
+    fn answer(
+        &mut self,
+        route: Option<&Route>,
+        response: &Response,
+        head_only: bool,
+        keep_alive: bool,
+        fuel: Option<u64>,
+    ) {
         self.write(response, head_only, keep_alive);
         self.record(route, response.status, fuel);
     }

@@ -30,6 +30,7 @@ impl Answering {
 impl Connection<'_> {
     /// Starts the clock of the request just decoded.
     pub(super) fn begin_request(&mut self) {
+        self.awaiting_first = None;
         self.answering = Answering {
             started: Instant::now(),
             mark: self.bytes_out(),

@@ -32,8 +32,8 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::body;
 use crate::config::Endpoint;
-use crate::stats::{OutboundResult, RouteStats};
 use crate::http::client::{self, ClientError, ResponseBody, ResponseHead};
+use crate::stats::{OutboundResult, RouteStats};
 use crate::wasm::route::RouteContext;
 use crate::wasm::shard_local::ShardLocal;
 

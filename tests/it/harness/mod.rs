@@ -146,6 +146,23 @@ impl TestServer {
         &self.process.stderr
     }
 
+    /// The directory of its config file (relative paths in it resolve here).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// The admin listener's address, from its start-up line.
+    pub fn admin_addr(&self) -> std::net::SocketAddr {
+        let line = self.logs().expect("admin endpoints on http://");
+        let addr = line.split("admin endpoints on http://").nth(1).unwrap();
+        addr.split_whitespace().next().unwrap().parse().unwrap()
+    }
+
+    /// One request to the admin listener.
+    pub fn admin_get(&self, path: &str) -> Response {
+        Client::connect(self.admin_addr()).get(path)
+    }
+
     /// Asks every shard for its statistics (SIGUSR1) and returns the
     /// reports, one per shard, in shard order.
     pub fn stats(&self, shards: usize) -> Vec<serde_json::Value> {

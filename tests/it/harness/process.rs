@@ -68,6 +68,19 @@ impl Process {
         false
     }
 
+    /// Waits for the process to exit by itself; its exit code, or `None`
+    /// if it is still running after `timeout` (or died of a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Open file descriptors of the process.
     pub fn open_fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
@@ -88,9 +101,26 @@ impl Process {
 
     /// Thread count.
     pub fn threads(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/task", self.pid()))
-            .map(|d| d.count())
-            .unwrap_or(0)
+        self.thread_names().len()
+    }
+
+    /// The names of the process's threads, sorted.
+    pub fn thread_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .map(|t| {
+                        std::fs::read_to_string(t.path().join("comm"))
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
     }
 }
 
