@@ -55,6 +55,7 @@ SCENARIOS = [
     ("native", "/static", ("plain", "pipelined"), "static_body route, no wasm: the baseline"),
     ("wasm-fresh", "/hello-fresh", ("plain", "pipelined"), "wasm hello, a clean instance per request"),
     ("wasm-reuse", "/hello-reuse", ("plain", "pipelined"), "wasm hello, instances reused"),
+    ("wasm-logged", "/hello-logged", ("plain", "pipelined"), "wasm hello logging a line per request (fresh instances)"),
     ("wasm-reads-request", "/reads-request", ("plain", "pipelined"), "wasm guest reading method, path and a header"),
     # A new backend connection per request: pipelining only queues them.
     ("wasm-backend", "/backend", ("plain",), "wasm guest doing a TCP round trip to an echo backend per request"),
@@ -285,7 +286,7 @@ def main():
         config_path = RESULTS / "bench.toml"
         config_path.write_text(config)
         ours = Process("serverless-wasm", [str(binary), str(config_path), "--shards", str(shards), "--cpus", server_cpus],
-                       server_cpus, port, env={"RUST_LOG": "warn"})
+                       server_cpus, port, env={"RUST_LOG": "warn,guest=info"})
         processes.append(ours)
 
         targets = [(name, f"http://127.0.0.1:{port}{path}", ours, modes) for name, path, modes, _ in SCENARIOS]

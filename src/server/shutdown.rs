@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel::{self, LocalSender};
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::error::StartupError;
@@ -85,7 +85,7 @@ impl Control {
         logging: Logging,
         shutdown_delay: Duration,
     ) -> Result<Control, StartupError> {
-        let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGUSR2]).map_err(StartupError::Signals)?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGHUP]).map_err(StartupError::Signals)?;
         let handle = signals.handle();
         let thread = std::thread::Builder::new()
             .name("control".into())
@@ -98,6 +98,9 @@ impl Control {
                             tracing::info!("SIGUSR2: reopening the access log");
                             logging.reopen_access_log();
                         }
+                        // Its default action would end the server (systemd's
+                        // ExecReload sends it): refuse it until reload exists.
+                        SIGHUP => tracing::warn!("SIGHUP: reloading the configuration is not supported yet; ignored"),
                         _ if stopping => {
                             tracing::error!("second stop signal: exiting now; requests in flight are cut");
                             logging.flush();

@@ -5,7 +5,12 @@ use crate::harness::{Client, TestServer, samples_dir};
 /// The sample config as shipped, moved to port 0 with absolute guest paths.
 fn sample_config() -> String {
     let text = std::fs::read_to_string(samples_dir().join("config.toml")).unwrap();
+    // Tests run in parallel: every server takes ports of its own.
     text.replace("listen_address = \"127.0.0.1:8080\"", "")
+        .replace(
+            "listen_address = \"127.0.0.1:9090\"",
+            "listen_address = \"127.0.0.1:0\"",
+        )
         .replace("file_path = \"", &format!("file_path = \"{}/", samples_dir().display()))
 }
 
@@ -273,8 +278,7 @@ fn the_process_runs_exactly_the_documented_threads() {
     // per shard its executor thread and glommio's blocking-pool thread
     // (name resolution). Nothing else: no runtime or compiler thread pools
     // behind the shards' backs.
-    let config = format!("{}\n[admin]\nlisten_address = \"127.0.0.1:0\"\n", sample_config());
-    let server = TestServer::start(&config, &["--shards", "2"]);
+    let server = TestServer::start(&sample_config(), &["--shards", "2"]);
     assert_eq!(server.get("/hello").status, 200);
     let names = server.process.thread_names();
     assert_eq!(names.len(), 4 + 2 * 2, "{names:?}");
@@ -285,7 +289,8 @@ fn the_process_runs_exactly_the_documented_threads() {
     for shard in ["shard-0", "shard-1"] {
         assert_eq!(names.iter().filter(|n| n.starts_with(shard)).count(), 2, "{names:?}");
     }
-    let without_admin = TestServer::start(&sample_config(), &["--shards", "1"]);
+    let without = sample_config().replace("[admin]\nlisten_address = \"127.0.0.1:0\"\n", "");
+    let without_admin = TestServer::start(&without, &["--shards", "1"]);
     assert_eq!(
         without_admin.process.threads(),
         3 + 2,

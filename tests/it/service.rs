@@ -277,6 +277,36 @@ fn access_log_lines_match_the_requests_in_both_formats() {
     }
 }
 
+#[test]
+fn sigusr2_reopens_the_access_log_for_logrotate_and_sighup_is_harmless() {
+    let config = format!("[access_log]\npath = \"access.log\"\n{ROUTES}");
+    let mut server = TestServer::start(&config, &["--shards", "1"]);
+    let path = server.dir().join("access.log");
+    let rotated = server.dir().join("access.log.1");
+    assert_eq!(server.get("/hello").status, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&path).unwrap_or_default().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::rename(&path, &rotated).unwrap();
+    signal(server.process.pid(), libc::SIGUSR2);
+    server.logs().expect("SIGUSR2: reopening the access log");
+    signal(server.process.pid(), libc::SIGHUP);
+    server.logs().expect("SIGHUP");
+    assert_eq!(server.get("/trap").status, 500);
+    assert!(server.process.terminate(Duration::from_secs(15)));
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let new = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        old.contains("\"GET /hello HTTP/1.1\" 200") && !old.contains("/trap"),
+        "{old}"
+    );
+    assert!(
+        new.contains("\"GET /trap HTTP/1.1\" 500") && !new.contains("/hello"),
+        "{new}"
+    );
+}
+
 /// A guest that computes without yielding to the shard for a while (no
 /// fuel yields): the shard cannot accept meanwhile, so connections queue.
 const BLOCKING: &str = r#"
