@@ -77,6 +77,8 @@ fn static_response(spec: &StaticSpec) -> Response {
 /// A route on one shard: everything a request needs to be answered.
 pub struct Route {
     pub name: String,
+    pub method: Method,
+    pub path: RoutePath,
     pub max_body_bytes: usize,
     /// The guest's instance policy ("fresh", "reuse"), for the access log.
     pub instance: Option<&'static str>,
@@ -118,12 +120,14 @@ impl ShardRoutes {
             };
             let route = Route {
                 name: shared.name.clone(),
+                method: shared.method,
+                path: shared.path.clone(),
                 max_body_bytes: shared.max_body_bytes,
                 instance,
                 stats,
                 handler,
             };
-            (shared.method, shared.path.clone(), route)
+            (route.method, route.path.clone(), route)
         });
         ShardRoutes {
             router: Router::build(routes),

@@ -54,6 +54,12 @@ max_concurrency = 1
 max_queue = 0
 "#;
 
+/// Waits for the server to exit by itself with `code`.
+fn assert_exits(server: &mut TestServer, code: i32) {
+    let exit = server.process.wait_exit(Duration::from_secs(10));
+    assert_eq!(exit, Some(code), "{}", server.logs().all());
+}
+
 /// The value of one sample of the exposition (`name{labels}`), if present.
 fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics
@@ -224,12 +230,7 @@ fn health_and_readiness_follow_the_server_through_a_drain() {
     assert_eq!((readyz.status, readyz.text().trim()), (503, "draining"));
     assert_eq!(server.admin_get("/healthz").status, 200);
     assert_eq!(server.get("/hello").status, 200);
-    assert_eq!(
-        server.process.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        server.logs().all()
-    );
+    assert_exits(&mut server, 0);
 }
 
 #[test]
@@ -344,12 +345,7 @@ fn connections_queued_when_the_server_stops_are_answered_not_reset() {
             .unwrap_or_else(|e| panic!("reset or closed: {e}\n{}", server.logs().all()));
         assert_eq!(response.status, 200);
     }
-    assert_eq!(
-        server.process.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        server.logs().all()
-    );
+    assert_exits(&mut server, 0);
 }
 
 #[test]
@@ -386,12 +382,7 @@ url_path = "/echo/*"
     assert_eq!(echoed.body, b"helloworld");
     let slept = sleeper.read_response();
     assert_eq!(slept.status, 200, "{}", slept.text());
-    assert_eq!(
-        server.process.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        server.logs().all()
-    );
+    assert_exits(&mut server, 0);
 }
 
 #[test]
@@ -409,7 +400,7 @@ fn a_second_signal_exits_1_at_once_and_says_so() {
     std::thread::sleep(Duration::from_millis(100));
     let asked = Instant::now();
     signal(server.process.pid(), libc::SIGTERM);
-    assert_eq!(server.process.wait_exit(Duration::from_secs(5)), Some(1));
+    assert_exits(&mut server, 1);
     assert!(asked.elapsed() < Duration::from_secs(2), "took {:?}", asked.elapsed());
     server.logs().expect("second stop signal: exiting now");
 }
