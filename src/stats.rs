@@ -100,6 +100,27 @@ pub const DURATION_BUCKETS: [f64; 16] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// The same bounds in nanoseconds: what a request compares its duration
+/// with (integers: no float conversion per request).
+const DURATION_BUCKETS_NANOS: [u64; DURATION_BUCKETS.len()] = [
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    10_000_000_000,
+];
+
 /// Request durations (Prometheus histogram semantics: `+Inf` is `count`).
 #[derive(Debug, Default)]
 pub struct Histogram {
@@ -435,6 +456,13 @@ mod tests {
         assert_eq!(snapshot["5xx"], 1);
         assert_eq!(snapshot["9xx"], 1);
         assert_eq!(counts.total(), 6);
+    }
+
+    #[test]
+    fn the_bucket_bounds_agree() {
+        for (seconds, nanos) in DURATION_BUCKETS.iter().zip(DURATION_BUCKETS_NANOS) {
+            assert_eq!((seconds * 1e9).round() as u64, nanos);
+        }
     }
 
     #[test]

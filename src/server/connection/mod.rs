@@ -59,6 +59,7 @@ pub async fn serve<'a>(shard: &'a Shard, stream: TcpStream, awaiting_first: Awai
         deadline: None,
         sent: 0,
         answering: Answering::new(),
+        read_at: Instant::now(),
         peer,
         awaiting_first: Some(awaiting_first),
     };
@@ -84,6 +85,8 @@ struct Connection<'a> {
     /// Bytes written to the socket so far.
     sent: u64,
     answering: Answering,
+    /// When the last read completed.
+    read_at: Instant,
     /// The client's address, when the access log wants it.
     peer: Option<std::net::SocketAddr>,
     /// Until its first request starts, the connection tells a drain so.
@@ -125,9 +128,12 @@ impl<'a> Connection<'a> {
                 Ok(0) => return Ok(()),
                 Ok(n) => {
                     self.end += n;
+                    // One clock read per read: the start of every request it
+                    // completes, and the head's deadline.
+                    self.read_at = Instant::now();
                     if self.deadline.is_none() {
                         // The first bytes of a request: its head is due.
-                        self.deadline = Some(Instant::now() + timeouts.header);
+                        self.deadline = Some(self.read_at + timeouts.header);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::TimedOut && idle => return Ok(()),

@@ -1,8 +1,10 @@
 //! What is kept of each answered request: its status under its route (or
 //! as unrouted), its duration in the route's histogram, and its line in
-//! the access log. The clock starts when the request is decoded (for a
-//! guest that streams, when its head is) and stops when its response has
-//! been written, or queued behind the batch's other answers.
+//! the access log. The clock starts when the read that completed the
+//! request (for a guest that streams, its head) returned, so pipelined
+//! requests include their wait behind the batch's earlier ones, and stops
+//! when its response has been written, or queued behind the batch's other
+//! answers: one clock read per request, one per read.
 
 use std::time::{Instant, SystemTime};
 
@@ -32,7 +34,7 @@ impl Connection<'_> {
     pub(super) fn begin_request(&mut self) {
         self.awaiting_first = None;
         self.answering = Answering {
-            started: Instant::now(),
+            started: self.read_at,
             mark: self.bytes_out(),
         };
     }
