@@ -132,13 +132,12 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn observe(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        if let Some(i) = DURATION_BUCKETS.iter().position(|bound| seconds <= *bound) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        if let Some(i) = DURATION_BUCKETS_NANOS.iter().position(|bound| nanos <= *bound) {
             self.buckets[i].bump();
         }
         self.count.bump();
-        self.sum_nanos
-            .add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        self.sum_nanos.add(nanos);
     }
 
     /// Cumulative counts per bound, the total count and the sum in seconds.
