@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub use client::{Client, Response};
 pub use process::Process;
+use process::signal as signal_process;
 
 /// How long a server may take to start (it compiles its guests).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -179,9 +180,22 @@ impl TestServer {
         latest
     }
 
-    /// SIGTERM, wait for the drain, return the logs.
+    /// SIGTERM, wait for the drain, return the logs. A server that does
+    /// not stop in time is killed, and the logs it returns end with what
+    /// each of its threads was doing (a stop that hung was seen once and
+    /// not reproduced: the next one will be located).
     pub fn stop(mut self) -> String {
-        self.process.terminate(Duration::from_secs(15));
+        signal_process(self.process.pid(), libc::SIGTERM);
+        let _ = self.process.wait_exit(Duration::from_secs(15));
+        if let Ok(None) = self.process.child.try_wait() {
+            let report = thread_report(self.process.pid());
+            let _ = self.process.child.kill();
+            let _ = self.process.child.wait();
+            return format!(
+                "{}\n--- the server did not stop within 15 s{report}",
+                self.process.stderr.all()
+            );
+        }
         self.process.stderr.all()
     }
 }
