@@ -32,7 +32,7 @@ use crate::error::{GuestError, StartupError};
 use crate::logging::Logging;
 use crate::stats::{Health, ShardStats};
 use crate::wasm::{CompileCache, ModuleCache, Runtime};
-use routes::{Generation, SharedRoute};
+use routes::{Generation, SharedAnswer, SharedRoute};
 use shutdown::{Control, ShardFlags};
 
 /// Everything shards share: read-only after [`prepare`].
@@ -56,8 +56,8 @@ pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
     let mut cache = ModuleCache::new(disk);
     let mut routes = Vec::with_capacity(config.routes.len());
     for route in &config.routes {
-        let guest = match &route.handler {
-            HandlerSpec::Static(_) => None,
+        let answer = match &route.handler {
+            HandlerSpec::Static(spec) => SharedAnswer::native(spec),
             HandlerSpec::Wasm(spec) => {
                 if spec.outbound.allowed_from_env && !spec.outbound.allowed.is_empty() {
                     let names: Vec<String> = spec.outbound.allowed.iter().map(|e| e.to_string()).collect();
@@ -72,10 +72,13 @@ pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
                         source,
                     }))
                 })?;
-                Some(guest)
+                SharedAnswer::Guest {
+                    guest,
+                    spec: spec.clone(),
+                }
             }
         };
-        routes.push(SharedRoute::new(route, guest));
+        routes.push(SharedRoute::new(route, answer));
     }
     let max_body = config
         .routes

@@ -8,7 +8,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::config::{HandlerSpec, RoutePath, RouteSpec, StaticSpec, WasmSpec};
+use crate::config::{RoutePath, RouteSpec, StaticSpec, WasmSpec};
 use crate::http::{Method, Response};
 use crate::router::{Lookup, Router};
 use crate::stats::{RouteStats, ShardStats};
@@ -42,19 +42,20 @@ pub enum SharedAnswer {
     },
 }
 
+impl SharedAnswer {
+    /// A `static_body` route's answer, built once.
+    pub fn native(spec: &StaticSpec) -> SharedAnswer {
+        SharedAnswer::Static(Response {
+            status: spec.status,
+            reason: Vec::new(),
+            headers: vec![(b"Content-Type".to_vec(), spec.content_type.as_bytes().to_vec())],
+            body: spec.body.as_bytes().to_vec(),
+        })
+    }
+}
+
 impl SharedRoute {
-    /// `guest` is the loaded guest of a wasm route (`None` for a static one).
-    pub fn new(spec: &RouteSpec, guest: Option<Arc<Guest>>) -> SharedRoute {
-        let answer = match (&spec.handler, guest) {
-            (HandlerSpec::Wasm(wasm), Some(guest)) => SharedAnswer::Guest {
-                guest,
-                spec: wasm.clone(),
-            },
-            (HandlerSpec::Static(answer), _) => SharedAnswer::Static(static_response(answer)),
-            // A wasm route without its guest cannot answer; prepare() never
-            // builds one, and it would fail closed.
-            (HandlerSpec::Wasm(_), None) => SharedAnswer::Static(crate::http::answers::canned(500)),
-        };
+    pub fn new(spec: &RouteSpec, answer: SharedAnswer) -> SharedRoute {
         SharedRoute {
             name: spec.name.clone(),
             method: spec.method,
@@ -65,25 +66,24 @@ impl SharedRoute {
     }
 }
 
-fn static_response(spec: &StaticSpec) -> Response {
-    Response {
-        status: spec.status,
-        reason: Vec::new(),
-        headers: vec![(b"Content-Type".to_vec(), spec.content_type.as_bytes().to_vec())],
-        body: spec.body.as_bytes().to_vec(),
-    }
-}
-
 /// A route on one shard: everything a request needs to be answered.
 pub struct Route {
     pub name: String,
     pub method: Method,
     pub path: RoutePath,
     pub max_body_bytes: usize,
-    /// The guest's instance policy ("fresh", "reuse"), for the access log.
-    pub instance: Option<&'static str>,
     pub stats: Arc<RouteStats>,
     pub handler: Handler,
+}
+
+impl Route {
+    /// The guest's instance policy ("fresh", "reuse"), for the access log.
+    pub fn instance_policy(&self) -> Option<&'static str> {
+        match &self.handler {
+            Handler::Guest(pool) => Some(pool.instance_policy()),
+            Handler::Static(_) => None,
+        }
+    }
 }
 
 /// How a route is answered on this shard.
@@ -114,16 +114,11 @@ impl ShardRoutes {
                     Handler::Guest(runtime.pool(guest, &shared.name, spec, stats.clone(), http))
                 }
             };
-            let instance = match &handler {
-                Handler::Guest(pool) => Some(pool.instance_policy()),
-                Handler::Static(_) => None,
-            };
             let route = Route {
                 name: shared.name.clone(),
                 method: shared.method,
                 path: shared.path.clone(),
                 max_body_bytes: shared.max_body_bytes,
-                instance,
                 stats,
                 handler,
             };

@@ -70,7 +70,7 @@ impl Connection<'_> {
             route: route.map(|r| r.name.as_str()),
             shard: self.shard.id,
             fuel,
-            instance: route.and_then(|r| r.instance),
+            instance: route.and_then(Route::instance_policy),
         };
         access_log.borrow_mut().log(&entry);
     }
