@@ -102,24 +102,15 @@ pub const DURATION_BUCKETS: [f64; 16] = [
 
 /// The same bounds in nanoseconds: what a request compares its duration
 /// with (integers: no float conversion per request).
-const DURATION_BUCKETS_NANOS: [u64; DURATION_BUCKETS.len()] = [
-    50_000,
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    10_000_000_000,
-];
+const DURATION_BUCKETS_NANOS: [u64; DURATION_BUCKETS.len()] = {
+    let mut nanos = [0; DURATION_BUCKETS.len()];
+    let mut i = 0;
+    while i < nanos.len() {
+        nanos[i] = (DURATION_BUCKETS[i] * 1e9 + 0.5) as u64;
+        i += 1;
+    }
+    nanos
+};
 
 /// Request durations (Prometheus histogram semantics: `+Inf` is `count`).
 #[derive(Debug, Default)]
@@ -462,6 +453,8 @@ mod tests {
         for (seconds, nanos) in DURATION_BUCKETS.iter().zip(DURATION_BUCKETS_NANOS) {
             assert_eq!((seconds * 1e9).round() as u64, nanos);
         }
+        assert_eq!(DURATION_BUCKETS_NANOS[0], 50_000);
+        assert_eq!(DURATION_BUCKETS_NANOS[DURATION_BUCKETS.len() - 1], 10_000_000_000);
     }
 
     #[test]

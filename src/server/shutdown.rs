@@ -148,29 +148,23 @@ pub struct Drain {
     changed: RefCell<Option<LocalSender<()>>>,
 }
 
-/// One request in flight; the drain waits for it.
-pub struct InFlight<'a> {
+/// Something the drain waits for, counted until dropped.
+pub struct Counted<'a> {
     drain: &'a Drain,
+    count: &'a Cell<u64>,
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
-        self.drain.in_flight.set(self.drain.in_flight.get() - 1);
+        self.count.set(self.count.get() - 1);
         self.drain.tell();
     }
 }
 
+/// One request in flight.
+pub type InFlight<'a> = Counted<'a>;
 /// A connection that has not started a request yet.
-pub struct AwaitingFirst<'a> {
-    drain: &'a Drain,
-}
-
-impl Drop for AwaitingFirst<'_> {
-    fn drop(&mut self) {
-        self.drain.awaiting_first.set(self.drain.awaiting_first.get() - 1);
-        self.drain.tell();
-    }
-}
+pub type AwaitingFirst<'a> = Counted<'a>;
 
 impl Drain {
     pub fn new() -> Drain {
@@ -184,14 +178,17 @@ impl Drain {
 
     /// Counts a request as in flight until the returned value is dropped.
     pub fn enter(&self) -> InFlight<'_> {
-        self.in_flight.set(self.in_flight.get() + 1);
-        InFlight { drain: self }
+        self.count(&self.in_flight)
     }
 
     /// Counts a new connection until it starts its first request (or ends).
     pub fn connection_opened(&self) -> AwaitingFirst<'_> {
-        self.awaiting_first.set(self.awaiting_first.get() + 1);
-        AwaitingFirst { drain: self }
+        self.count(&self.awaiting_first)
+    }
+
+    fn count<'a>(&'a self, count: &'a Cell<u64>) -> Counted<'a> {
+        count.set(count.get() + 1);
+        Counted { drain: self, count }
     }
 
     /// From now on, connections answer their current request with
@@ -221,7 +218,7 @@ impl Drain {
     /// accept loop has already stopped. Returns how many requests were
     /// abandoned.
     pub async fn finish(&self, timeout: Duration) -> u64 {
-        self.draining.set(true);
+        self.begin();
         let (changed, changes) = local_channel::new_bounded(1);
         *self.changed.borrow_mut() = Some(changed);
         let started = Instant::now();
