@@ -121,15 +121,16 @@ fn run(logging: &Logging, config_path: &std::path::Path, args: &ServeArgs, check
         .map(|c| c.0.as_slice())
         .or(config.server.cpus.as_deref());
     let placement = server::plan_shards(args.shards.or(config.server.shards), cpus)?;
+    // Before the guests compile: a bad path fails the start at once.
+    if let Some(access_log) = config.access_log.as_ref().filter(|_| !check_only) {
+        logging
+            .open_access_log(access_log)
+            .map_err(|e| anyhow::anyhow!("cannot open the access log {}: {e}", access_log.target))?;
+    }
     let shared = server::prepare(config, placement.len())?;
     if check_only {
         print_summary(&shared, &placement);
         return Ok(());
-    }
-    if let Some(access_log) = &shared.config.access_log {
-        logging
-            .open_access_log(access_log)
-            .map_err(|e| anyhow::anyhow!("cannot open the access log {}: {e}", access_log.target))?;
     }
     let stopped = server::run(shared, placement, logging.clone())?;
     if stopped.abandoned > 0 {

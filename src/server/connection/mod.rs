@@ -47,6 +47,7 @@ pub async fn serve<'a>(shard: &'a Shard, stream: TcpStream, awaiting_first: Awai
     let read_buffer = server.read_buffer_bytes.max(server.framing.max_head + 1);
     // Only the access log wants it (a system call per connection).
     let peer = shard.access_log.as_ref().and_then(|_| stream.peer_addr().ok());
+    let accepted = Instant::now();
     let mut connection = Connection {
         shard,
         stream: Duplex::new(stream),
@@ -58,8 +59,8 @@ pub async fn serve<'a>(shard: &'a Shard, stream: TcpStream, awaiting_first: Awai
         request: Request::default(),
         deadline: None,
         sent: 0,
-        answering: Answering::new(),
-        read_at: Instant::now(),
+        answering: Answering::new(accepted),
+        read_at: accepted,
         peer,
         awaiting_first: Some(awaiting_first),
     };

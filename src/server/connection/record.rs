@@ -21,11 +21,9 @@ pub(super) struct Answering {
 }
 
 impl Answering {
-    pub(super) fn new() -> Answering {
-        Answering {
-            started: Instant::now(),
-            mark: 0,
-        }
+    /// Before the connection's first request.
+    pub(super) fn new(started: Instant) -> Answering {
+        Answering { started, mark: 0 }
     }
 }
 
