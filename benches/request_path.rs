@@ -67,7 +67,7 @@ fn pool(shared: &Shared, path: &str) -> GuestPool {
         .iter()
         .find(|r| r.path.to_string() == path)
         .expect("route exists");
-    let SharedAnswer::Guest { guest, spec } = &route.answer else {
+    let SharedAnswer::Guest { guest, spec, .. } = &route.answer else {
         panic!("{path} is not wasm")
     };
     let http = ShardHttp::new().expect("shard runtime");

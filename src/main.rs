@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
-use serverless_wasm::config::{self, Config, DEFAULT_LOG_BUFFER_BYTES, InstancePolicy};
+use serverless_wasm::config::{self, Config, DEFAULT_LOG_BUFFER_BYTES, HandlerSpec, InstancePolicy};
 use serverless_wasm::logging::{self, LogFormat, Logging};
 use serverless_wasm::server::routes::SharedAnswer;
 use serverless_wasm::server::{self, Shared};
@@ -26,9 +26,21 @@ struct Cli {
 enum Command {
     /// Start the server (the default when no command is given).
     Serve(ServeArgs),
-    /// Parse and validate the configuration, load and link every guest,
-    /// print a summary; exit non-zero on any problem.
+    /// Parse and validate the configuration, fetch, load and link every
+    /// guest, print a summary; exit non-zero on any problem.
     Check(ServeArgs),
+    /// Fetch and compile every guest into the caches (`[sources] cache_dir`,
+    /// `[server] compile_cache_dir`) without serving: for image builds and
+    /// deploy pipelines, so that the server then starts from the caches.
+    Compile(ServeArgs),
+}
+
+/// What the command does once the configuration is loaded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Serve,
+    Check,
+    Compile,
 }
 
 #[derive(Args)]
@@ -78,14 +90,23 @@ fn parse_cpu_list(text: &str) -> Result<CpuList, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (args, check_only) = match cli.command {
-        Some(Command::Check(args)) => (args, true),
-        Some(Command::Serve(args)) => (args, false),
-        None => (cli.serve, false),
+    let (args, mode) = match cli.command {
+        Some(Command::Check(args)) => (args, Mode::Check),
+        Some(Command::Compile(args)) => (args, Mode::Compile),
+        Some(Command::Serve(args)) => (args, Mode::Serve),
+        None => (cli.serve, Mode::Serve),
     };
+    // One TLS crypto provider for the whole process (module fetches, and
+    // every rustls user after them), chosen here rather than left to
+    // whichever dependency asks first: aws-lc-rs, which object_store's S3
+    // support requires.
+    if rustls::crypto::aws_lc_rs::default_provider().install_default().is_err() {
+        eprintln!("error: a TLS crypto provider was installed before main");
+        return ExitCode::FAILURE;
+    }
     let Some(config_path) = args.config.clone() else {
         eprintln!(
-            "error: no configuration file given\n\nUsage: serverless-wasm [check] <CONFIG> [--shards N] [--cpus LIST] [--log-format text|json]"
+            "error: no configuration file given\n\nUsage: serverless-wasm [check|compile] <CONFIG> [--shards N] [--cpus LIST] [--log-format text|json]"
         );
         return ExitCode::from(2);
     };
@@ -97,7 +118,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = run(&logging, &config_path, &args, check_only);
+    let result = run(&logging, &config_path, &args, mode);
     // Every line logged is written before the process ends, and before the
     // error below (which goes straight to stderr).
     logging.flush();
@@ -110,7 +131,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(logging: &Logging, config_path: &std::path::Path, args: &ServeArgs, check_only: bool) -> anyhow::Result<()> {
+fn run(logging: &Logging, config_path: &std::path::Path, args: &ServeArgs, mode: Mode) -> anyhow::Result<()> {
     let config = config::load(config_path)?;
     // Sizes the ring of each thread whose first line comes after this: the
     // shards, and this thread too unless it logged already (it does not).
@@ -122,15 +143,22 @@ fn run(logging: &Logging, config_path: &std::path::Path, args: &ServeArgs, check
         .or(config.server.cpus.as_deref());
     let placement = server::plan_shards(args.shards.or(config.server.shards), cpus)?;
     // Before the guests compile: a bad path fails the start at once.
-    if let Some(access_log) = config.access_log.as_ref().filter(|_| !check_only) {
+    if let Some(access_log) = config.access_log.as_ref().filter(|_| mode == Mode::Serve) {
         logging
             .open_access_log(access_log)
             .map_err(|e| anyhow::anyhow!("cannot open the access log {}: {e}", access_log.target))?;
     }
     let shared = server::prepare(config, placement.len())?;
-    if check_only {
-        print_summary(&shared, &placement);
-        return Ok(());
+    match mode {
+        Mode::Check => {
+            print_summary(&shared, &placement);
+            return Ok(());
+        }
+        Mode::Compile => {
+            print_caches(&shared.config);
+            return Ok(());
+        }
+        Mode::Serve => {}
     }
     let stopped = server::run(shared, placement, logging.clone())?;
     if stopped.abandoned > 0 {
@@ -172,7 +200,7 @@ fn print_summary(shared: &Shared, placement: &[usize]) {
                     content_type.unwrap_or_default()
                 );
             }
-            SharedAnswer::Guest { guest, spec: w } => {
+            SharedAnswer::Guest { guest, spec: w, digest } => {
                 let instance = match w.limits.instance {
                     InstancePolicy::Fresh => "fresh".to_string(),
                     InstancePolicy::Reuse { max_requests } => {
@@ -185,9 +213,10 @@ fn print_summary(shared: &Shared, placement: &[usize]) {
                     String::new()
                 };
                 println!(
-                    "  {:<28} wasm    {}{}: {}; instance {}, fuel {}, memory {} KiB, timeout {} ms, outbound {}",
+                    "  {:<28} wasm    {} (sha256 {}){}: {}; instance {}, fuel {}, memory {} KiB, timeout {} ms, outbound {}",
                     label,
-                    w.file.display(),
+                    w.source,
+                    digest,
                     entry,
                     guest.kind(),
                     instance,
@@ -207,5 +236,22 @@ fn print_summary(shared: &Shared, placement: &[usize]) {
                 );
             }
         }
+    }
+}
+
+/// What `compile` leaves behind.
+fn print_caches(config: &Config) {
+    let remote = config.routes.iter().any(|r| match &r.handler {
+        HandlerSpec::Wasm(w) => w.source.is_remote(),
+        HandlerSpec::Static(_) => false,
+    });
+    match (&config.sources.cache_dir, remote) {
+        (Some(dir), true) => println!("modules cached in {}", dir.display()),
+        (None, true) => println!("modules fetched, but not kept: no [sources] cache_dir"),
+        (_, false) => println!("no module to fetch: every file_path is local"),
+    }
+    match &config.server.compile_cache_dir {
+        Some(dir) => println!("guests compiled into {}", dir.display()),
+        None => println!("guests compiled and checked, but not kept: set [server] compile_cache_dir to keep them"),
     }
 }

@@ -106,3 +106,16 @@ pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_BACKEND_CONNECTIONS: usize = 8;
 /// Bytes one request may move to and from backends.
 pub const DEFAULT_MAX_BACKEND_BYTES: usize = 16 << 20;
+
+/// One attempt to fetch one module: a minute covers a large component over
+/// a slow link; a dead server fails faster (connection refused).
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Transient fetch failures (connection, 5xx, timeout) are retried twice,
+/// with backoff; a missing object or a refused credential is not retried.
+pub const DEFAULT_FETCH_ATTEMPTS: u32 = 3;
+/// A fetched module larger than this is refused: interpreters compiled to
+/// wasm (Python, JavaScript) weigh 20–40 MiB; 128 MiB leaves room.
+pub const DEFAULT_MAX_MODULE_BYTES: usize = 128 << 20;
+/// The content cache keeps fetched modules up to 1 GiB; least recently
+/// used entries that no route uses go first.
+pub const DEFAULT_CACHE_MAX_BYTES: usize = 1 << 30;

@@ -15,6 +15,7 @@ mod raw;
 mod routes;
 mod server;
 mod size;
+mod sources;
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -63,6 +64,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let server = server::server_config(&ctx, &raw.server)?;
     let access_log = access_log::access_log_config(&ctx, raw.access_log.as_ref())?;
     let admin = admin::admin_config(&ctx, raw.admin.as_ref(), listen_address)?;
+    let sources = sources::sources_config(&ctx, raw.sources.as_ref())?;
     let mut routes = Vec::with_capacity(raw.applications.len());
     for (index, app) in raw.applications.iter().enumerate() {
         let route = routes::route_spec(&ctx, index, app, &server)?;
@@ -102,6 +104,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         access_log,
         routes,
         admin,
+        sources,
     })
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http::{FramingLimits, Method};
+use crate::sources::{ModuleSource, Sha256Digest};
 
 /// A validated configuration.
 #[derive(Clone, Debug)]
@@ -20,6 +21,30 @@ pub struct Config {
     pub routes: Vec<RouteSpec>,
     /// The `[admin]` table; `None`: no admin listener.
     pub admin: Option<AdminConfig>,
+    /// The `[sources]` table, with the environment's S3 settings under it.
+    pub sources: SourcesConfig,
+}
+
+/// How modules named by an address are fetched and kept.
+#[derive(Clone, Debug)]
+pub struct SourcesConfig {
+    /// Overrides `AWS_ENDPOINT_URL` (an S3-compatible server).
+    pub s3_endpoint: Option<String>,
+    /// Overrides `AWS_REGION`.
+    pub s3_region: Option<String>,
+    /// `Some(true)`: `endpoint/bucket/key`; `Some(false)`:
+    /// `bucket.endpoint/key`; `None`: object_store's choice (path style).
+    pub s3_path_style: Option<bool>,
+    /// Registries (`host` or `host:port`) spoken to over plain HTTP.
+    pub oci_insecure_registries: Vec<String>,
+    /// For one attempt at one module, from connecting to the last byte.
+    pub fetch_timeout: Duration,
+    /// Attempts per module (1 = no retry); transient failures only.
+    pub fetch_attempts: u32,
+    pub max_module_bytes: u64,
+    /// The content cache; `None`: fetched modules are not kept.
+    pub cache_dir: Option<PathBuf>,
+    pub cache_max_bytes: u64,
 }
 
 /// The admin listener (`/metrics`, `/healthz`, `/readyz`). It authenticates
@@ -178,7 +203,11 @@ pub struct StaticSpec {
 
 #[derive(Clone, Debug)]
 pub struct WasmSpec {
-    pub file: PathBuf,
+    /// Where the module comes from (`file_path`); a relative path is
+    /// resolved already.
+    pub source: ModuleSource,
+    /// `sha256`: the module's bytes must have this digest.
+    pub sha256: Option<Sha256Digest>,
     pub file_at: Location,
     /// The export to call.
     pub function: String,

@@ -21,6 +21,22 @@ pub struct RawConfig {
     #[serde(default)]
     pub applications: Vec<RawApplication>,
     pub admin: Option<RawAdmin>,
+    pub sources: Option<RawSources>,
+}
+
+/// The optional `[sources]` table: how modules are fetched and cached.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSources {
+    pub s3_endpoint: Option<Spanned<String>>,
+    pub s3_region: Option<Spanned<String>>,
+    pub s3_path_style: Option<bool>,
+    pub oci_insecure_registries: Option<Vec<Spanned<String>>>,
+    pub fetch_timeout_ms: Option<Spanned<u64>>,
+    pub fetch_attempts: Option<Spanned<u32>>,
+    pub max_module_bytes: Option<Spanned<ByteSize>>,
+    pub cache_dir: Option<Spanned<String>>,
+    pub cache_max_bytes: Option<Spanned<ByteSize>>,
 }
 
 /// The optional `[admin]` table: the admin listener (off when absent).
@@ -77,6 +93,7 @@ pub struct RawApplication {
 
     // A wasm route...
     pub file_path: Option<Spanned<String>>,
+    pub sha256: Option<Spanned<String>>,
     pub function: Option<Spanned<String>>,
     pub env: Option<Spanned<BTreeMap<String, String>>>,
 

@@ -10,6 +10,7 @@ use super::{
     ServerConfig, Settings, StaticSpec, WasmSpec, raw,
 };
 use crate::http::Method;
+use crate::sources::{ModuleSource, Sha256Digest};
 
 /// A route's name becomes a log field and a metrics label value: short,
 /// and nothing that breaks a line or a terminal.
@@ -158,6 +159,7 @@ fn static_spec(s: &Settings<'_>, app: &raw::RawApplication, body: &Spanned<Strin
 /// A static route with wasm-only keys is a mistake worth reporting.
 fn reject_wasm_keys(s: &Settings<'_>, app: &raw::RawApplication) -> Result<(), ConfigError> {
     let spans = [
+        ("sha256", app.sha256.as_ref().map(|v| v.span())),
         ("function", app.function.as_ref().map(|v| v.span())),
         ("env", app.env.as_ref().map(|v| v.span())),
         ("fuel", app.fuel.as_ref().map(|v| v.span())),
@@ -206,7 +208,11 @@ fn reject_wasm_keys(s: &Settings<'_>, app: &raw::RawApplication) -> Result<(), C
 fn wasm_spec(s: &Settings<'_>, app: &raw::RawApplication, file: &Spanned<String>) -> Result<WasmSpec, ConfigError> {
     const HOUR_MS: u64 = 3_600_000;
     let ctx = s.ctx;
-    let resolved = resolve_file(ctx.path, file.get_ref()).map_err(|m| s.error(file, "file_path", m))?;
+    let source = module_source(s, file, app.sha256.as_ref())?;
+    let sha256 = match &app.sha256 {
+        Some(pin) => Some(Sha256Digest::parse(pin.get_ref()).map_err(|m| s.error(pin, "sha256", m))?),
+        None => None,
+    };
     let function = app
         .function
         .as_ref()
@@ -272,7 +278,8 @@ fn wasm_spec(s: &Settings<'_>, app: &raw::RawApplication, file: &Spanned<String>
         max_bytes:       s.size(&app.max_backend_bytes,      "max_backend_bytes",       DEFAULT_MAX_BACKEND_BYTES,       0, 1 << 40)? as u64,
     };
     Ok(WasmSpec {
-        file: resolved,
+        source,
+        sha256,
         file_at: ctx.at(file),
         function_at: app.function.as_ref().map(|f| ctx.at(f)).unwrap_or_else(|| ctx.at(file)),
         function,
@@ -280,6 +287,31 @@ fn wasm_spec(s: &Settings<'_>, app: &raw::RawApplication, file: &Spanned<String>
         limits,
         outbound,
     })
+}
+
+/// `file_path`: a path (resolved here) or an address (fetched at start).
+fn module_source(
+    s: &Settings<'_>,
+    file: &Spanned<String>,
+    sha256: Option<&Spanned<String>>,
+) -> Result<ModuleSource, ConfigError> {
+    let source = ModuleSource::parse(file.get_ref()).map_err(|m| s.error(file, "file_path", m))?;
+    match source {
+        ModuleSource::File(path) => {
+            let path = path.to_string_lossy();
+            resolve_file(s.ctx.path, &path)
+                .map(ModuleSource::File)
+                .map_err(|m| s.error(file, "file_path", m))
+        }
+        // Without a digest, plain HTTP would let anyone on the path swap
+        // the code this server runs.
+        ModuleSource::Http(address) if address.is_plain() && sha256.is_none() => Err(s.error(
+            file,
+            "file_path",
+            "an http:// module needs a sha256 on its route (or use https://)".into(),
+        )),
+        remote => Ok(remote),
+    }
 }
 
 /// Relative paths resolve against the config file's directory first, then

@@ -27,11 +27,12 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use crate::admin::{self, AdminState};
-use crate::config::{Config, HandlerSpec};
+use crate::config::{Config, HandlerSpec, RouteSpec};
 use crate::error::{GuestError, StartupError};
 use crate::logging::Logging;
+use crate::sources::{self, Progress, Unit};
 use crate::stats::{Health, ShardStats};
-use crate::wasm::{CompileCache, ModuleCache, Runtime};
+use crate::wasm::{CompileCache, LoadError, ModuleCache, Runtime};
 use routes::{Generation, SharedAnswer, SharedRoute};
 use shutdown::{Control, ShardFlags};
 
@@ -45,9 +46,15 @@ pub struct Shared {
     pub generation: Arc<Generation>,
 }
 
-/// Compiles and checks everything the configuration names, for `shards`.
+/// Fetches, compiles and checks everything the configuration names, for
+/// `shards`.
 pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
-    let runtime = Runtime::new(&config.server.engine, shards, &config.routes)
+    let progress = Progress::new();
+    let modules = sources::gather(&config, &progress).map_err(|e| {
+        let error = LoadError::Source(e.error);
+        guest_error(&config, &config.routes[e.route], error)
+    })?;
+    let runtime = Runtime::new(&config.server.engine, shards, &config.routes, modules.any_component())
         .map_err(|e| StartupError::Engine(format!("{e:#}")))?;
     let disk = match &config.server.compile_cache_dir {
         Some(dir) => Some(CompileCache::open(dir).map_err(StartupError::CompileCache)?),
@@ -55,6 +62,13 @@ pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
     };
     let mut cache = ModuleCache::new(disk);
     let mut routes = Vec::with_capacity(config.routes.len());
+    let guests = config
+        .routes
+        .iter()
+        .filter(|r| matches!(r.handler, HandlerSpec::Wasm(_)))
+        .count();
+    let mut compiling =
+        (guests > 0).then(|| progress.step(format!("compiling {guests} guest(s)"), Unit::Items, Some(guests as u64)));
     for route in &config.routes {
         let answer = match &route.handler {
             HandlerSpec::Static(spec) => SharedAnswer::native(spec),
@@ -63,18 +77,24 @@ pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
                     let names: Vec<String> = spec.outbound.allowed.iter().map(|e| e.to_string()).collect();
                     tracing::info!(route = %route.name, "no allowed_outbound: allowing the backend address(es) in its env: {}", names.join(", "));
                 }
-                let guest = runtime.load(&route.name, spec, &mut cache).map_err(|source| {
-                    StartupError::Guest(Box::new(GuestError {
-                        path: config.source.clone(),
-                        at: spec.file_at,
-                        key: format!("applications[{}].file_path", route.index),
-                        route: route.name.clone(),
-                        source,
-                    }))
+                // gather() loaded every wasm route's module.
+                let module = modules.get(spec).ok_or_else(|| {
+                    let missing = LoadError::Invalid {
+                        path: spec.source.to_string(),
+                        message: "the module was not loaded".into(),
+                    };
+                    guest_error(&config, route, missing)
                 })?;
+                let guest = runtime
+                    .load(&route.name, spec, module, &mut cache)
+                    .map_err(|e| guest_error(&config, route, e))?;
+                if let Some(step) = &mut compiling {
+                    step.advance(1);
+                }
                 SharedAnswer::Guest {
                     guest,
                     spec: spec.clone(),
+                    digest: module.digest,
                 }
             }
         };
@@ -97,6 +117,21 @@ pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
         runtime,
         generation,
     })
+}
+
+/// A route's guest failed to load: located at its `file_path`.
+fn guest_error(config: &Config, route: &RouteSpec, source: LoadError) -> StartupError {
+    let at = match &route.handler {
+        HandlerSpec::Wasm(spec) => spec.file_at,
+        HandlerSpec::Static(_) => route.at,
+    };
+    StartupError::Guest(Box::new(GuestError {
+        path: config.source.clone(),
+        at,
+        key: format!("applications[{}].file_path", route.index),
+        route: route.name.clone(),
+        source,
+    }))
 }
 
 /// Which CPU each shard is pinned to.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::config::{RoutePath, RouteSpec, StaticSpec, WasmSpec};
 use crate::http::{Method, Response};
 use crate::router::{Lookup, Router};
+use crate::sources::Sha256Digest;
 use crate::stats::{RouteStats, ShardStats};
 use crate::wasm::{Guest, GuestPool, Runtime, ShardHttp};
 
@@ -39,6 +40,9 @@ pub enum SharedAnswer {
     Guest {
         guest: Arc<Guest>,
         spec: Box<WasmSpec>,
+        /// The SHA-256 of the module's bytes as loaded (logged, shown by
+        /// `check`).
+        digest: Sha256Digest,
     },
 }
 
@@ -110,7 +114,7 @@ impl ShardRoutes {
             let stats = stats.route(&shared.name);
             let handler = match &shared.answer {
                 SharedAnswer::Static(response) => Handler::Static(response.clone()),
-                SharedAnswer::Guest { guest, spec } => {
+                SharedAnswer::Guest { guest, spec, .. } => {
                     Handler::Guest(runtime.pool(guest, &shared.name, spec, stats.clone(), http))
                 }
             };

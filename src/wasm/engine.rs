@@ -21,7 +21,12 @@ const CORE_SLOTS_PER_COMPONENT: u32 = 4;
 const MAX_PARTS_PER_COMPONENT: u32 = super::component::MAX_PARTS_PER_COMPONENT as u32;
 
 /// Builds the engine for `shards` shards and these routes.
-pub fn build(limits: &EngineLimits, shards: usize, routes: &[RouteSpec]) -> Result<Engine, wasmtime::Error> {
+pub fn build(
+    limits: &EngineLimits,
+    shards: usize,
+    routes: &[RouteSpec],
+    with_components: bool,
+) -> Result<Engine, wasmtime::Error> {
     // The largest memory any route may grow to bounds every slot.
     let max_memory = routes
         .iter()
@@ -45,10 +50,6 @@ pub fn build(limits: &EngineLimits, shards: usize, routes: &[RouteSpec]) -> Resu
         .saturating_mul(u32::try_from(shards).unwrap_or(u32::MAX));
     // A component instance is several core instances (the program, the
     // shims wit-component adds, an interpreter's parts), each a pool slot.
-    let with_components = routes.iter().any(|r| match &r.handler {
-        HandlerSpec::Wasm(w) => super::load::is_component_file(&w.file),
-        HandlerSpec::Static(_) => false,
-    });
     let parts = if with_components { CORE_SLOTS_PER_COMPONENT } else { 1 };
 
     let mut pool = PoolingAllocationConfig::new();

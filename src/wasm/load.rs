@@ -1,11 +1,11 @@
-//! Loading a route's guest at start-up: read, compile (through the compile
-//! caches), then hand it to its kind (`module::load`, `component::load`),
+//! Loading a route's guest at start-up: compile its module's bytes (as
+//! `sources` gathered them) through the compile caches, then hand it to its
+//! kind (`module::load`, `component::load`),
 //! which checks it against its ABI, pre-links it and instantiates it once
 //! as a trial. Anything wrong with a guest is found here, never at request
 //! time.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wasmtime::component::Component;
@@ -14,21 +14,22 @@ use wasmtime::{Engine, Module};
 use super::precompiled::{Artifact, CompileCache};
 use super::{Guest, GuestKind, Linkers, component, module};
 use crate::config::WasmSpec;
+use crate::sources::{LoadedModule, ModuleSource, Sha256Digest, SourceError};
 
 /// Why a guest cannot serve its route. The caller adds where the route is.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Source(#[from] SourceError),
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
 }
 
-/// Guests compiled so far at start-up, by file: routes that share a file
-/// (the original samples use one module for two routes) compile it once;
+/// Guests compiled so far at start-up, by content: routes that share a
+/// module (the original samples use one for two routes) compile it once;
 /// with a compile cache on disk, a later start does not compile it at all.
 pub struct ModuleCache {
-    compiled: HashMap<PathBuf, Compiled>,
+    compiled: HashMap<Sha256Digest, Compiled>,
     disk: Option<CompileCache>,
 }
 
@@ -48,7 +49,7 @@ enum Compiled {
     Component(Component),
 }
 
-/// Loads and checks the guest of one route.
+/// Loads and checks the guest of one route from its module's bytes.
 pub fn load(
     engine: &Engine,
     Linkers {
@@ -57,24 +58,18 @@ pub fn load(
     }: &Linkers,
     label: &str,
     spec: &WasmSpec,
+    bytes: &LoadedModule,
     cache: &mut ModuleCache,
 ) -> Result<Arc<Guest>, LoadError> {
-    let path = spec.file.display().to_string();
     let invalid = |message: String| LoadError::Invalid {
-        path: path.clone(),
+        path: spec.source.to_string(),
         message,
     };
-    let compiled = match cache.compiled.get(&spec.file) {
+    let compiled = match cache.compiled.get(&bytes.digest) {
         Some(compiled) => compiled.clone(),
         None => {
-            let compiled = compile(engine, spec, cache.disk.as_ref()).map_err(|e| match e {
-                ReadError::Io(source) => LoadError::Read {
-                    path: path.clone(),
-                    source,
-                },
-                ReadError::Invalid(message) => invalid(message),
-            })?;
-            cache.compiled.insert(spec.file.clone(), compiled.clone());
+            let compiled = compile(engine, spec, bytes, cache.disk.as_ref()).map_err(&invalid)?;
+            cache.compiled.insert(bytes.digest, compiled.clone());
             compiled
         }
     };
@@ -93,54 +88,45 @@ pub fn load(
     }))
 }
 
-/// Whether `path` holds a component (by its header); unreadable files are
-/// reported later, by `load`.
-pub fn is_component_file(path: &Path) -> bool {
-    use std::io::Read;
-    let mut header = [0u8; 8];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .is_ok_and(|()| wasmparser::Parser::is_component(&header))
-}
-
-enum ReadError {
-    Io(std::io::Error),
-    Invalid(String),
-}
-
-fn compile(engine: &Engine, spec: &WasmSpec, disk: Option<&CompileCache>) -> Result<Compiled, ReadError> {
-    let bytes = read_binary(&spec.file)?;
+fn compile(
+    engine: &Engine,
+    spec: &WasmSpec,
+    loaded: &LoadedModule,
+    disk: Option<&CompileCache>,
+) -> Result<Compiled, String> {
+    let bytes = binary(&loaded.bytes)?;
+    let (digest, source) = (&loaded.digest, &spec.source);
     if wasmparser::Parser::is_component(&bytes) {
-        return compile_with::<Component>(engine, &bytes, &spec.file, disk)
+        return compile_with::<Component>(engine, &bytes, digest, source, disk)
             .map(Compiled::Component)
-            .map_err(|e| ReadError::Invalid(format!("invalid component: {e:#}")));
+            .map_err(|e| format!("invalid component: {e:#}"));
     }
-    let bytes = module::prepare(bytes, spec).map_err(ReadError::Invalid)?;
-    compile_with::<Module>(engine, &bytes, &spec.file, disk)
+    let bytes = module::prepare(bytes, spec)?;
+    compile_with::<Module>(engine, &bytes, digest, source, disk)
         .map(Compiled::Module)
-        .map_err(|e| ReadError::Invalid(format!("invalid wasm: {e:#}")))
+        .map_err(|e| format!("invalid wasm: {e:#}"))
 }
 
 fn compile_with<A: Artifact>(
     engine: &Engine,
     bytes: &[u8],
-    file: &Path,
+    digest: &Sha256Digest,
+    source: &ModuleSource,
     disk: Option<&CompileCache>,
 ) -> wasmtime::Result<A> {
     match disk {
-        Some(disk) => disk.get_or_compile(engine, bytes, file),
+        Some(disk) => disk.get_or_compile(engine, bytes, digest, source),
         None => A::compile(engine, bytes),
     }
 }
 
-/// Reads a `.wasm` binary, or a `.wat` text module (which needs no
-/// toolchain to edit).
-fn read_binary(path: &Path) -> Result<Vec<u8>, ReadError> {
-    let bytes = std::fs::read(path).map_err(ReadError::Io)?;
+/// A `.wasm` binary as it is, or a `.wat` text module (which needs no
+/// toolchain to edit) turned into one.
+fn binary(bytes: &[u8]) -> Result<Vec<u8>, String> {
     if bytes.starts_with(b"\0asm") {
-        return Ok(bytes);
+        return Ok(bytes.to_vec());
     }
-    wat::parse_bytes(&bytes)
+    wat::parse_bytes(bytes)
         .map(|b| b.into_owned())
-        .map_err(|e| ReadError::Invalid(format!("is neither a wasm binary nor valid WAT text: {e}")))
+        .map_err(|e| format!("is neither a wasm binary nor valid WAT text: {e}"))
 }

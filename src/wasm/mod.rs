@@ -49,6 +49,7 @@ pub use precompiled::CompileCache;
 
 use crate::config::{EngineLimits, InstancePolicy, RouteSpec, WasmSpec};
 use crate::http::{Request, Response};
+use crate::sources::LoadedModule;
 use crate::stats::RouteStats;
 use component::{ComponentGuest, ComponentPool};
 use module::{ModuleGuest, ModulePool};
@@ -96,8 +97,15 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(limits: &EngineLimits, shards: usize, routes: &[RouteSpec]) -> Result<Runtime, wasmtime::Error> {
-        let engine = engine::build(limits, shards, routes)?;
+    /// The engine for `shards` shards and these routes; `with_components`:
+    /// some route's guest is a component (they need more pool slots).
+    pub fn new(
+        limits: &EngineLimits,
+        shards: usize,
+        routes: &[RouteSpec],
+        with_components: bool,
+    ) -> Result<Runtime, wasmtime::Error> {
+        let engine = engine::build(limits, shards, routes, with_components)?;
         let linkers = Linkers {
             module: module::linker(&engine)?,
             component: component::linker(&engine)?,
@@ -105,9 +113,16 @@ impl Runtime {
         Ok(Runtime { engine, linkers })
     }
 
-    /// Compiles (once per file, through `cache`) and checks one route's guest.
-    pub fn load(&self, name: &str, spec: &WasmSpec, cache: &mut ModuleCache) -> Result<Arc<Guest>, LoadError> {
-        load::load(&self.engine, &self.linkers, name, spec, cache)
+    /// Compiles (once per module, through `cache`) and checks one route's
+    /// guest from its module's bytes.
+    pub fn load(
+        &self,
+        name: &str,
+        spec: &WasmSpec,
+        module: &LoadedModule,
+        cache: &mut ModuleCache,
+    ) -> Result<Arc<Guest>, LoadError> {
+        load::load(&self.engine, &self.linkers, name, spec, module, cache)
     }
 
     /// Core instances alive in the whole process (all shards), from the

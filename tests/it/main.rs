@@ -11,3 +11,4 @@ mod hostile;
 mod isolation;
 mod protocol;
 mod service;
+mod sources;

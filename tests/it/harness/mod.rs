@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod process;
+pub mod sources;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
@@ -107,13 +108,20 @@ impl TestServer {
     }
 
     pub fn try_start(config: &str, args: &[&str]) -> Result<TestServer, String> {
+        Self::try_start_env(config, args, &[])
+    }
+
+    /// Like [`TestServer::try_start`], with extra environment variables.
+    pub fn try_start_env(config: &str, args: &[&str], env: &[(&str, &str)]) -> Result<TestServer, String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         let text = format!("listen_address = \"127.0.0.1:0\"\n{}", expand(config));
         std::fs::write(&path, text).unwrap();
         let mut all_args: Vec<String> = vec![path.display().to_string()];
         all_args.extend(args.iter().map(|a| a.to_string()));
-        let process = Process::spawn(server_binary(), &all_args, &[("RUST_LOG", "info")]);
+        let mut all_env = vec![("RUST_LOG", "info")];
+        all_env.extend_from_slice(env);
+        let process = Process::spawn(server_binary(), &all_args, &all_env);
         match process.stderr.wait_for("listening on ", START_TIMEOUT) {
             Some(line) => {
                 // The address ends at a space (text logs) or a quote (JSON).

@@ -1,0 +1,68 @@
+//! `s3://bucket/key` modules, through object_store, configured the way AWS
+//! tools are: the standard `AWS_*` environment variables (keys, session
+//! token, region, `AWS_ENDPOINT_URL`), completed or overridden by the
+//! `[sources]` table. Credentials stay inside object_store; nothing here
+//! formats them.
+
+use futures_lite::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::{ClientOptions, ObjectStoreExt, RetryConfig};
+
+use super::{Body, Failure, with_causes};
+use crate::config::SourcesConfig;
+
+pub(super) async fn fetch(settings: &SourcesConfig, bucket: &str, key: &str, body: &mut Body) -> Result<(), Failure> {
+    let store = builder(settings, bucket)
+        .build()
+        .map_err(|e| Failure::permanent(format!("cannot configure S3: {e}")))?;
+    let result = store
+        .get(&object_store::path::Path::from(key))
+        .await
+        .map_err(classify)?;
+    body.expect(Some(result.meta.size))?;
+    let mut stream = result.into_stream();
+    while let Some(chunk) = stream.next().await {
+        body.push(&chunk.map_err(classify)?)?;
+    }
+    Ok(())
+}
+
+fn builder(settings: &SourcesConfig, bucket: &str) -> AmazonS3Builder {
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        // Retries are ours (fetch/mod.rs), counted in fetch_attempts.
+        .with_retry(RetryConfig {
+            max_retries: 0,
+            ..RetryConfig::default()
+        })
+        .with_client_options(ClientOptions::new().with_connect_timeout(settings.fetch_timeout));
+    let endpoint = settings
+        .s3_endpoint
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+        .or_else(|| std::env::var("AWS_ENDPOINT").ok());
+    if let Some(endpoint) = endpoint {
+        // A plain http:// endpoint is an S3-compatible server the operator
+        // named on purpose (often on loopback).
+        builder = builder
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_endpoint(endpoint);
+    }
+    if let Some(region) = &settings.s3_region {
+        builder = builder.with_region(region);
+    }
+    if let Some(path_style) = settings.s3_path_style {
+        builder = builder.with_virtual_hosted_style_request(!path_style);
+    }
+    builder
+}
+
+fn classify(error: object_store::Error) -> Failure {
+    match error {
+        object_store::Error::NotFound { .. } => Failure::permanent("no such object"),
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+            Failure::permanent(format!("access refused: {}", with_causes(error.to_string(), &error)))
+        }
+        other => Failure::transient(with_causes(other.to_string(), &other)),
+    }
+}
