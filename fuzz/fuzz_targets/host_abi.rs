@@ -67,7 +67,7 @@ thread_local! {
     static POOL: &'static GuestPool = {
         let shared = shared();
         let route = &shared.generation.routes[0];
-        let SharedAnswer::Guest { guest, spec } = &route.answer else { unreachable!("a wasm route") };
+        let SharedAnswer::Guest { guest, spec, .. } = &route.answer else { unreachable!("a wasm route") };
         let http = ShardHttp::new().expect("shard runtime");
         Box::leak(Box::new(shared.runtime.pool(guest, &route.name, spec, Default::default(), &http)))
     };

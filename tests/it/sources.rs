@@ -102,6 +102,9 @@ fn a_pinned_http_module_serves_then_starts_from_the_cache_with_the_server_gone()
 
     let server = start(&config, &[]);
     assert_eq!(server.get("/hello").text(), "from http");
+    // The fetch's runtime and its resolver threads are gone once it is
+    // done: main, log-writer, control, and the shard's two.
+    assert_eq!(server.process.threads(), 3 + 2, "{:?}", server.process.thread_names());
     let logs = server.stop();
     assert!(logs.contains("module fetched"), "{logs}");
     assert!(logs.contains(&sha256(&module)), "the digest loaded is logged:\n{logs}");
@@ -273,12 +276,7 @@ fn oci_modules_in_both_layouts_and_a_pinned_manifest_starts_offline() {
     );
     let server = start(&config, &env);
     assert_eq!(server.get("/hello").text(), "from oci");
-    assert!(
-        server
-            .get("/component")
-            .text()
-            .contains("Hello from a wasi:http component")
-    );
+    assert!(serves_the_component(&server));
     let logs = server.stop();
     assert!(!logs.contains(password) && !logs.contains(&auth), "{logs}");
 
@@ -310,14 +308,13 @@ fn oci_modules_in_both_layouts_and_a_pinned_manifest_starts_offline() {
         &insecure,
     );
     let server = start(&pinned_only, &env);
-    assert!(
-        server
-            .get("/component")
-            .text()
-            .contains("Hello from a wasi:http component")
-    );
+    assert!(serves_the_component(&server));
     let logs = server.stop();
     assert!(logs.contains("from=module cache"), "{logs}");
+}
+
+fn serves_the_component(server: &TestServer) -> bool {
+    server.get("/component").text().contains("Hello from a wasi:http component")
 }
 
 #[test]

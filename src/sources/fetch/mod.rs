@@ -118,31 +118,18 @@ impl Fetcher {
         let started = Instant::now();
         let attempts = self.settings.fetch_attempts.max(1);
         let mut backoff = FIRST_BACKOFF;
-        for attempt in 1..=attempts {
-            let mut body = Body {
-                bytes: Vec::new(),
-                max: self.settings.max_module_bytes,
-                expected: None,
-                step: progress.step(format!("fetching {source}"), Unit::Bytes, None),
+        let mut attempt = 1;
+        loop {
+            let failure = match self.attempt(source, pin, progress).await {
+                Ok(bytes) => {
+                    return Ok(Fetched {
+                        bytes,
+                        elapsed: started.elapsed(),
+                    });
+                }
+                Err(failure) => failure,
             };
-            let outcome = tokio::time::timeout(self.settings.fetch_timeout, self.attempt(source, pin, &mut body)).await;
-            let failure = match outcome {
-                Ok(Ok(())) => match body.finish() {
-                    Ok(bytes) => {
-                        return Ok(Fetched {
-                            bytes,
-                            elapsed: started.elapsed(),
-                        });
-                    }
-                    Err(failure) => failure,
-                },
-                Ok(Err(failure)) => failure,
-                Err(_) => Failure::transient(format!(
-                    "no answer within fetch_timeout_ms ({} ms)",
-                    self.settings.fetch_timeout.as_millis()
-                )),
-            };
-            if !failure.transient || attempt == attempts {
+            if !failure.transient || attempt >= attempts {
                 let tries = if attempt > 1 {
                     format!(" (after {attempt} attempts)")
                 } else {
@@ -153,16 +140,38 @@ impl Fetcher {
             tracing::warn!(source = %source, attempt, "fetch failed, retrying in {} ms: {}", backoff.as_millis(), failure.message);
             tokio::time::sleep(backoff).await;
             backoff *= 2;
+            attempt += 1;
         }
-        unreachable!("the last attempt returns")
     }
 
-    async fn attempt(&self, source: &ModuleSource, pin: Option<Sha256Digest>, body: &mut Body) -> Result<(), Failure> {
-        match source {
-            ModuleSource::Http(address) => http::fetch(&self.http, address, body).await,
-            ModuleSource::S3 { bucket, key } => s3::fetch(&self.settings, bucket, key, body).await,
-            ModuleSource::Oci(address) => oci::fetch(&self.oci, address, pin, body).await,
-            ModuleSource::File(path) => Err(Failure::permanent(format!("{} is a local file", path.display()))),
+    /// One attempt, under `fetch_timeout_ms`.
+    async fn attempt(
+        &self,
+        source: &ModuleSource,
+        pin: Option<Sha256Digest>,
+        progress: &Progress,
+    ) -> Result<Vec<u8>, Failure> {
+        let mut body = Body {
+            bytes: Vec::new(),
+            max: self.settings.max_module_bytes,
+            expected: None,
+            step: progress.step(format!("fetching {source}"), Unit::Bytes, None),
+        };
+        let transfer = async {
+            match source {
+                ModuleSource::Http(address) => http::fetch(&self.http, address, &mut body).await,
+                ModuleSource::S3 { bucket, key } => s3::fetch(&self.settings, bucket, key, &mut body).await,
+                ModuleSource::Oci(address) => oci::fetch(&self.oci, address, pin, &mut body).await,
+                ModuleSource::File(path) => Err(Failure::permanent(format!("{} is a local file", path.display()))),
+            }
+        };
+        match tokio::time::timeout(self.settings.fetch_timeout, transfer).await {
+            Ok(Ok(())) => body.finish(),
+            Ok(Err(failure)) => Err(failure),
+            Err(_) => Err(Failure::transient(format!(
+                "no answer within fetch_timeout_ms ({} ms)",
+                self.settings.fetch_timeout.as_millis()
+            ))),
         }
     }
 }
