@@ -314,7 +314,10 @@ fn oci_modules_in_both_layouts_and_a_pinned_manifest_starts_offline() {
 }
 
 fn serves_the_component(server: &TestServer) -> bool {
-    server.get("/component").text().contains("Hello from a wasi:http component")
+    server
+        .get("/component")
+        .text()
+        .contains("Hello from a wasi:http component")
 }
 
 #[test]
