@@ -214,11 +214,11 @@ impl fmt::Display for ModuleSource {
 impl fmt::Display for HttpAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let url = &self.url;
-        write!(f, "{}", &url[..url::Position::AfterPath])?;
-        if url.query().is_some() {
-            f.write_str("?…")?;
+        match url.query() {
+            Some(query) if !query.is_empty() => write!(f, "{}?…", &url[..url::Position::AfterPath]),
+            // An empty query (a bare `?`) hides nothing.
+            _ => f.write_str(&url[..url::Position::AfterQuery]),
         }
-        Ok(())
     }
 }
 
@@ -264,6 +264,10 @@ mod tests {
         // A pre-signed URL's query is not shown.
         let signed = parse("https://example.com/hello.wasm?X-Amz-Signature=abc").unwrap();
         assert_eq!(signed.to_string(), "https://example.com/hello.wasm?…");
+        // Found by the fuzzer: a bare `?` (here after control characters
+        // that the URL parser drops) is shown as it is.
+        let bare = parse("https://example.com/m/1ell?\u{1b}\0").unwrap();
+        assert_eq!(parse(&bare.to_string()), Ok(bare));
         let Ok(ModuleSource::Oci(address)) = parse("oci://localhost:5000/a/b:1.0") else {
             panic!("not oci")
         };
