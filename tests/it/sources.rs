@@ -178,6 +178,17 @@ fn missing_unreachable_and_oversized_modules_fail_clearly() {
         "{output}"
     );
 
+    // A server that announces more than it sends: an interrupted transfer.
+    let short_url = short_transfer_server();
+    let short = setup.write("short.toml", &setup.config(&[("/s", &short_url, &pin(b"x"))], ""));
+    let (code, output) = start_fails(&short, &[]);
+    assert_ne!(code, Some(0));
+    assert!(output.contains(&format!("cannot fetch {short_url}")), "{output}");
+    assert!(
+        output.contains("after 2 attempts"),
+        "a cut transfer is retried:\n{output}"
+    );
+
     let oversized = setup.write(
         "oversized.toml",
         &setup.config(&[("/big", &big_url, &pin(&big))], "max_module_bytes = \"256KiB\""),
@@ -216,6 +227,25 @@ fn s3_modules_follow_the_aws_environment_and_never_show_the_secret() {
     assert_ne!(code, Some(0));
     assert!(
         output.contains("cannot fetch s3://modules/v1/gone.wasm: no such object"),
+        "{output}"
+    );
+
+    // A wrong pin is refused with both digests.
+    let wrong = setup.write(
+        "wrong.toml",
+        &setup.config(
+            &[(
+                "/hello",
+                "s3://modules/v1/hello.wasm",
+                &format!("sha256 = \"{}\"", "1".repeat(64)),
+            )],
+            "",
+        ),
+    );
+    let (code, output) = start_fails(&wrong, &env);
+    assert_ne!(code, Some(0));
+    assert!(
+        output.contains(&format!("expected {}, received {}", "1".repeat(64), sha256(&module))),
         "{output}"
     );
 
@@ -301,6 +331,25 @@ fn oci_modules_in_both_layouts_and_a_pinned_manifest_starts_offline() {
     assert_ne!(code, Some(0));
     assert!(output.contains("not found") || output.contains("unknown"), "{output}");
 
+    // A pin that is not the layer's content is refused with both digests.
+    let wrong = setup.write(
+        "wrong.toml",
+        &setup.config(
+            &[(
+                "/hello",
+                &format!("oci://{host}/team/hello:v1"),
+                &format!("sha256 = \"{}\"", "2".repeat(64)),
+            )],
+            &insecure,
+        ),
+    );
+    let (code, output) = start_fails(&wrong, &env);
+    assert_ne!(code, Some(0));
+    assert!(
+        output.contains(&format!("expected {}, received {}", "2".repeat(64), sha256(&module))),
+        "{output}"
+    );
+
     // The pinned manifest starts from the cache with the registry gone.
     drop(registry);
     let pinned_only = setup.config(
@@ -311,6 +360,23 @@ fn oci_modules_in_both_layouts_and_a_pinned_manifest_starts_offline() {
     assert!(serves_the_component(&server));
     let logs = server.stop();
     assert!(logs.contains("from=module cache"), "{logs}");
+}
+
+/// A one-shot HTTP server on loopback that announces 100,000 bytes, sends
+/// ten and closes, for every connection (the retry comes back); returns
+/// its URL. It lives until the test process ends.
+fn short_transfer_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n0123456789");
+        }
+    });
+    format!("http://127.0.0.1:{port}/short.wasm")
 }
 
 fn serves_the_component(server: &TestServer) -> bool {
