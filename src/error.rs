@@ -19,6 +19,8 @@ pub enum StartupError {
     #[error("{0}")]
     CompileCache(String),
     #[error("{0}")]
+    Sources(String),
+    #[error("{0}")]
     Cpus(String),
     #[error("cannot start: {0}")]
     IoUring(String),

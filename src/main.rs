@@ -245,6 +245,20 @@ fn print_caches(config: &Config) {
         HandlerSpec::Wasm(w) => w.source.is_remote(),
         HandlerSpec::Static(_) => false,
     });
+    // Only a pinned module starts from the cache: an unpinned address is
+    // fetched at every start, image or not.
+    for route in &config.routes {
+        if let HandlerSpec::Wasm(w) = &route.handler
+            && w.source.is_remote()
+            && w.sha256.is_none()
+            && w.source.pinned_manifest().is_none()
+        {
+            println!(
+                "note: route {} ({}) is not pinned: it is fetched again at every start; add its sha256 to start from the cache",
+                route.name, w.source
+            );
+        }
+    }
     match (&config.sources.cache_dir, remote) {
         (Some(dir), true) => println!("modules cached in {}", dir.display()),
         (None, true) => println!("modules fetched, but not kept: no [sources] cache_dir"),

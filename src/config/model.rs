@@ -44,6 +44,10 @@ pub struct SourcesConfig {
     pub max_module_bytes: u64,
     /// The content cache; `None`: fetched modules are not kept.
     pub cache_dir: Option<PathBuf>,
+    /// `cache_dir` is the default under `$HOME`, not a setting: if it
+    /// cannot be used the server goes on without a cache (a service's
+    /// user may have no writable home) instead of refusing to start.
+    pub cache_dir_is_default: bool,
     pub cache_max_bytes: u64,
 }
 

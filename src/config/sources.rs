@@ -46,9 +46,9 @@ pub(super) fn sources_config(ctx: &Ctx<'_>, raw: Option<&raw::RawSources>) -> Re
         }
         oci_insecure_registries.push(text.clone());
     }
-    let cache_dir = match &raw.cache_dir {
-        Some(dir) => Some(s.path(dir, "cache_dir")?),
-        None => default_cache_dir(),
+    let (cache_dir, cache_dir_is_default) = match &raw.cache_dir {
+        Some(dir) => (Some(s.path(dir, "cache_dir")?), false),
+        None => (default_cache_dir(), true),
     };
     // One line per setting: raw value, key, default, min, max.
     #[rustfmt::skip]
@@ -61,6 +61,7 @@ pub(super) fn sources_config(ctx: &Ctx<'_>, raw: Option<&raw::RawSources>) -> Re
         fetch_attempts:   s.int(&raw.fetch_attempts,      "fetch_attempts",   DEFAULT_FETCH_ATTEMPTS,   1,    10)?,
         max_module_bytes: s.size(&raw.max_module_bytes,   "max_module_bytes", DEFAULT_MAX_MODULE_BYTES, 1024, 4 << 30)? as u64,
         cache_dir,
+        cache_dir_is_default,
         cache_max_bytes:  s.size(&raw.cache_max_bytes,    "cache_max_bytes",  DEFAULT_CACHE_MAX_BYTES,  0,    1 << 40)? as u64,
     };
     Ok(config)

@@ -52,7 +52,10 @@ pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
     let progress = Progress::new();
     let modules = sources::gather(&config, &progress).map_err(|e| {
         let error = LoadError::Source(e.error);
-        guest_error(&config, &config.routes[e.route], error)
+        match config.routes.iter().find(|r| r.index == e.route) {
+            Some(route) => guest_error(&config, route, error),
+            None => StartupError::Sources(error.to_string()),
+        }
     })?;
     let runtime = Runtime::new(&config.server.engine, shards, &config.routes, modules.any_component())
         .map_err(|e| StartupError::Engine(format!("{e:#}")))?;

@@ -28,8 +28,9 @@ pub enum ModuleSource {
     Oci(OciAddress),
 }
 
-/// An `https://` (or pinned `http://`) URL, without credentials.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// An `https://` (or pinned `http://`) URL, without credentials. Debug
+/// and Display hide its query (see Display).
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct HttpAddress {
     pub url: url::Url,
 }
@@ -66,8 +67,9 @@ impl ModuleSource {
             "https" | "http" => parse_http(text).map(ModuleSource::Http),
             "s3" => parse_s3(rest),
             "oci" => parse_oci(rest).map(ModuleSource::Oci),
+            // The text is not echoed: it may hold credentials.
             _ => Err(format!(
-                "{text:?}: unknown scheme {scheme:?}; a module address starts with https://, http://, s3:// or oci://, or is a path"
+                "unknown scheme {scheme:?}; a module address starts with https://, http://, s3:// or oci://, or is a path"
             )),
         }
     }
@@ -95,16 +97,17 @@ fn parse_http(text: &str) -> Result<HttpAddress, String> {
     // The text is not echoed: it may hold credentials.
     let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{text:?}: the URL has no host"));
+        return Err("the URL has no host".into());
     }
     if !url.username().is_empty() || url.password().is_some() {
         // Addresses are logged and shown: credentials do not belong in them.
         return Err("a module URL must not carry a user or password (it would be logged); use a pre-signed URL or another source".into());
     }
-    if url.path().len() <= 1 {
-        return Err(format!("{text:?}: the URL names no file"));
+    let address = HttpAddress { url };
+    if address.url.path().len() <= 1 {
+        return Err(format!("{address}: the URL names no file"));
     }
-    Ok(HttpAddress { url })
+    Ok(address)
 }
 
 fn parse_s3(rest: &str) -> Result<ModuleSource, String> {
@@ -126,6 +129,13 @@ fn parse_s3(rest: &str) -> Result<ModuleSource, String> {
     }
     if key.chars().any(char::is_control) {
         return Err(format!("\"s3://{rest}\": the key holds control characters"));
+    }
+    // object_store addresses objects by paths without empty, `.` or `..`
+    // parts: such a key would name another object (or none).
+    if key.starts_with('/') || object_store::path::Path::parse(key).is_err() {
+        return Err(format!(
+            "\"s3://{rest}\": this key cannot be fetched as written (it has empty, '.' or '..' parts)"
+        ));
     }
     Ok(ModuleSource::S3 {
         bucket: bucket.to_string(),
@@ -222,6 +232,12 @@ impl fmt::Display for HttpAddress {
     }
 }
 
+impl fmt::Debug for HttpAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HttpAddress({self})")
+    }
+}
+
 impl fmt::Display for OciAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "oci://{}/{}", self.registry, self.repository)?;
@@ -254,6 +270,7 @@ mod tests {
             "https://example.com/m/hello.wasm".to_string(),
             "http://127.0.0.1:8000/hello.wasm".to_string(),
             "s3://modules/v1/hello.wasm".to_string(),
+            "s3://modules/v1~beta/hello#2.wasm".to_string(),
             "oci://127.0.0.1:5000/team/hello:v1".to_string(),
             format!("oci://ghcr.io/team/hello@sha256:{digest}"),
         ] {
@@ -288,6 +305,8 @@ mod tests {
             ("s3://Bucket/x", "bucket name"),
             ("s3://bucket/", "names no object"),
             ("s3://bucket/dir/", "names no object"),
+            ("s3://bucket/a//b.wasm", "cannot be fetched as written"),
+            ("s3://bucket/a/../b.wasm", "cannot be fetched as written"),
             ("oci://registry", "oci://registry/repository"),
             ("oci://r.io/team/hello", "names no tag"),
             ("oci://r.io/Team/hello:v1", "repository name"),
@@ -300,6 +319,12 @@ mod tests {
             assert!(error.contains(why), "{text}: {error}");
         }
         // Credentials never reach the message.
-        assert!(!parse("https://user:secret@host/x.wasm").unwrap_err().contains("secret"));
+        for text in [
+            "https://user:secret@host/x.wasm",
+            "ftps://user:secret@host/x.wasm",
+            "https://h/?secret=1",
+        ] {
+            assert!(!parse(text).unwrap_err().contains("secret"), "{text}");
+        }
     }
 }

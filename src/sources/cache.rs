@@ -23,6 +23,9 @@ use super::address::OciAddress;
 use super::digest::Sha256Digest;
 use crate::private_dir;
 
+/// A temporary file older than this is a crashed write, not one in progress.
+const PARTIAL_WRITE_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 pub struct ContentCache {
     dir: PathBuf,
     max_bytes: u64,
@@ -96,6 +99,7 @@ impl ContentCache {
     /// Removes the least recently used modules not in `in_use` until the
     /// cache is within its bound (modules in use stay, even past it).
     pub fn evict(&self, in_use: &HashSet<Sha256Digest>) -> Eviction {
+        self.remove_leftovers();
         let mut entries = self.modules();
         let mut total: u64 = entries.iter().map(|e| e.bytes).sum();
         // Oldest first.
@@ -127,6 +131,38 @@ impl ContentCache {
         Eviction {
             removed,
             kept_bytes: total,
+        }
+    }
+
+    /// Temporary files of writes that a crash cut (old enough that no
+    /// other start is still writing them), and remembered OCI layers whose
+    /// module is gone: neither counts against the bound, so neither may
+    /// pile up.
+    fn remove_leftovers(&self) {
+        let Ok(listing) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for item in listing.filter_map(Result::ok) {
+            let path = item.path();
+            let name = item.file_name();
+            let name = name.to_string_lossy();
+            let stale = if name.contains(".partial-") {
+                let age = item
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                age.is_some_and(|age| age > PARTIAL_WRITE_AGE)
+            } else if name.starts_with("oci-") && name.ends_with(".layer") {
+                let layer = private_dir::read_owned(&path).ok().flatten();
+                let layer = layer.and_then(|b| Sha256Digest::parse(String::from_utf8_lossy(&b).trim()).ok());
+                layer.is_none_or(|digest| !self.module_path(&digest).exists())
+            } else {
+                false
+            };
+            if stale {
+                let _ = std::fs::remove_file(&path);
+            }
         }
     }
 
@@ -226,6 +262,42 @@ mod tests {
         std::fs::write(cache.module_path(&digests[2]), b"tampered").unwrap();
         assert!(cache.get(&digests[2]).is_none());
         assert!(!cache.module_path(&digests[2]).exists());
+    }
+
+    #[test]
+    fn crashed_writes_and_orphan_layers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ContentCache::open(dir.path(), 1 << 20).unwrap();
+        let old = SystemTime::now() - PARTIAL_WRITE_AGE * 2;
+        for (name, age) in [
+            ("sha256-x.partial-1-2", old),
+            ("sha256-y.partial-1-3", SystemTime::now()),
+        ] {
+            std::fs::write(dir.path().join(name), b"partial").unwrap();
+            let file = std::fs::File::options()
+                .append(true)
+                .open(dir.path().join(name))
+                .unwrap();
+            file.set_modified(age).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("oci-orphan.layer"),
+            Sha256Digest::of(b"gone").to_string(),
+        )
+        .unwrap();
+        cache.evict(&HashSet::new());
+        assert!(
+            !dir.path().join("sha256-x.partial-1-2").exists(),
+            "a crashed write goes"
+        );
+        assert!(
+            dir.path().join("sha256-y.partial-1-3").exists(),
+            "a write in progress stays"
+        );
+        assert!(
+            !dir.path().join("oci-orphan.layer").exists(),
+            "a layer without its module goes"
+        );
     }
 
     #[test]

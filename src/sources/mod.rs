@@ -147,12 +147,19 @@ fn gather_remote(
     loaded: &mut HashMap<ModuleKey, Arc<LoadedModule>>,
 ) -> Result<(), RouteSourceError> {
     let cache = match &settings.cache_dir {
-        Some(dir) => Some(
-            ContentCache::open(dir, settings.cache_max_bytes).map_err(|e| RouteSourceError {
-                route: remote[0].1,
-                error: SourceError::Cache(e),
-            })?,
-        ),
+        Some(dir) => match ContentCache::open(dir, settings.cache_max_bytes) {
+            Ok(cache) => Some(cache),
+            Err(e) if settings.cache_dir_is_default => {
+                tracing::warn!("no module cache: {e}; set [sources] cache_dir to keep fetched modules");
+                None
+            }
+            Err(e) => {
+                return Err(RouteSourceError {
+                    route: remote[0].1,
+                    error: SourceError::Cache(e),
+                });
+            }
+        },
         None => {
             tracing::warn!(
                 "no module cache (no [sources] cache_dir, HOME or XDG_CACHE_HOME): modules are fetched at every start, and a pinned module cannot start offline"

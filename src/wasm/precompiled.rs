@@ -137,13 +137,17 @@ fn load<A: Artifact>(engine: &Engine, entry: &Path) -> std::result::Result<Optio
 
 /// Named by the engine's compatibility hash and the module's content
 /// digest (the one the content cache and `sha256` pins use): a changed
-/// guest or `[server]` engine setting compiles afresh. The kind is part of
-/// the name because a core module is rewritten before it compiles (an
-/// imported memory becomes its own), so its entry is not the bytes' alone.
+/// guest or `[server]` engine setting compiles afresh. The kind and the
+/// server's version are part of the name because a core module is
+/// rewritten before it compiles (an imported memory becomes its own), so
+/// its entry is not the bytes' alone.
 fn entry_name<A: Artifact>(engine: &Engine, digest: &Sha256Digest) -> String {
     let mut hasher = Digesting(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hasher.0.update(A::KIND.as_bytes());
+    // What this version does to the bytes before compiling them (WAT text,
+    // an imported memory made its own) is part of the entry too.
+    hasher.0.update(env!("CARGO_PKG_VERSION").as_bytes());
     hasher.0.update(digest.as_bytes());
     let hex: String = hasher.0.finalize().iter().map(|b| format!("{b:02x}")).collect();
     format!("{hex}.cwasm")

@@ -23,6 +23,9 @@ use crate::config::SourcesConfig;
 /// Modules fetched at once: enough to overlap round trips, few enough not
 /// to look like a flood to a registry.
 const FETCHES_AT_ONCE: usize = 4;
+/// How long the fetch runtime waits for its blocking tasks (name lookups,
+/// credential helpers) once every fetch is done or given up.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);
 /// The first retry waits this long; each next one twice as long.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
@@ -71,7 +74,7 @@ pub fn fetch_all(
         Ok(fetcher) => Arc::new(fetcher),
         Err(e) => return failed_all(e),
     };
-    runtime.block_on(async {
+    let results = runtime.block_on(async {
         let turns = Arc::new(tokio::sync::Semaphore::new(FETCHES_AT_ONCE));
         let mut tasks = tokio::task::JoinSet::new();
         for (index, (source, pin)) in jobs.iter().cloned().enumerate() {
@@ -89,7 +92,12 @@ pub fn fetch_all(
             }
         }
         results
-    })
+    });
+    // A credential helper that never returns must not hold the start: its
+    // blocking task is abandoned (it ends with the helper) instead of
+    // waited for, as dropping the runtime would.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    results
 }
 
 /// The clients, built once per batch of fetches.

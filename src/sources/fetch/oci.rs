@@ -4,6 +4,7 @@
 //! layer's media type: the CNCF wasm artifact (`application/wasm`) and
 //! Spin's (`application/vnd.wasm.content.layer.v1+wasm`).
 
+use docker_credential::CredentialRetrievalError;
 use futures_lite::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
@@ -102,8 +103,23 @@ async fn credentials(registry: &str) -> RegistryAuth {
             RegistryAuth::Basic(user, password)
         }
         Ok(Ok(docker_credential::DockerCredential::IdentityToken(token))) => RegistryAuth::Bearer(token),
+        Ok(Err(CredentialRetrievalError::ConfigNotFound | CredentialRetrievalError::NoCredentialConfigured)) => {
+            tracing::debug!(registry, "no registry credentials: pulling anonymously");
+            RegistryAuth::Anonymous
+        }
+        Ok(Err(CredentialRetrievalError::HelperFailure { helper, .. })) => {
+            // Its output is not logged: a helper may print a secret.
+            tracing::warn!(
+                registry,
+                "the Docker credential helper {helper} failed: pulling anonymously"
+            );
+            RegistryAuth::Anonymous
+        }
         Ok(Err(e)) => {
-            tracing::debug!(registry, "no registry credentials, pulling anonymously: {e}");
+            tracing::warn!(
+                registry,
+                "cannot read the Docker credentials ({e}): pulling anonymously"
+            );
             RegistryAuth::Anonymous
         }
         Err(_) => RegistryAuth::Anonymous,

@@ -15,10 +15,10 @@ pub(super) async fn fetch(settings: &SourcesConfig, bucket: &str, key: &str, bod
     let store = builder(settings, bucket)
         .build()
         .map_err(|e| Failure::permanent(format!("cannot configure S3: {e}")))?;
-    let result = store
-        .get(&object_store::path::Path::from(key))
-        .await
-        .map_err(classify)?;
+    // Parsed, not converted: `Path::from` would percent-encode `~` or `#`
+    // and fetch another key (address.rs refuses keys that do not parse).
+    let path = object_store::path::Path::parse(key).map_err(|e| Failure::permanent(e.to_string()))?;
+    let result = store.get(&path).await.map_err(classify)?;
     body.expect(Some(result.meta.size))?;
     let mut stream = result.into_stream();
     while let Some(chunk) = stream.next().await {
@@ -61,8 +61,18 @@ fn classify(error: object_store::Error) -> Failure {
     match error {
         object_store::Error::NotFound { .. } => Failure::permanent("no such object"),
         object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-            Failure::permanent(format!("access refused: {}", with_causes(error.to_string(), &error)))
+            Failure::permanent(format!("access refused: {}", without_body(&error)))
         }
-        other => Failure::transient(with_causes(other.to_string(), &other)),
+        other => Failure::transient(without_body(&other)),
     }
+}
+
+/// The error and its causes, cut before the server's answer body: S3's
+/// error documents can quote the signed request, session token included
+/// (`SignatureDoesNotMatch` carries the canonical request).
+fn without_body(error: &object_store::Error) -> String {
+    const MAX_CHARS: usize = 300;
+    let text = with_causes(error.to_string(), error);
+    let text = text.split('<').next().unwrap_or_default().trim_end();
+    text.chars().take(MAX_CHARS).collect()
 }
