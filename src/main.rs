@@ -251,7 +251,7 @@ fn print_caches(config: &Config) {
         if let HandlerSpec::Wasm(w) = &route.handler
             && w.source.is_remote()
             && w.sha256.is_none()
-            && w.source.pinned_manifest().is_none()
+            && w.source.oci_pinned_manifest().is_none()
         {
             println!(
                 "note: route {} ({}) is not pinned: it is fetched again at every start; add its sha256 to start from the cache",

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use super::defaults::*;
 use super::{ConfigError, Ctx, Settings, SourcesConfig, raw};
+use crate::sources::is_registry_host;
 
 pub(super) fn sources_config(ctx: &Ctx<'_>, raw: Option<&raw::RawSources>) -> Result<SourcesConfig, ConfigError> {
     const HOUR_MS: u64 = 3_600_000;
@@ -33,11 +34,7 @@ pub(super) fn sources_config(ctx: &Ctx<'_>, raw: Option<&raw::RawSources>) -> Re
     let mut oci_insecure_registries = Vec::new();
     for registry in raw.oci_insecure_registries.iter().flatten() {
         let text = registry.get_ref();
-        let ok = !text.is_empty()
-            && text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-        if !ok {
+        if !is_registry_host(text) {
             return Err(s.error(
                 registry,
                 "oci_insecure_registries",

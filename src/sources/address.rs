@@ -80,14 +80,12 @@ impl ModuleSource {
         !matches!(self, ModuleSource::File(_))
     }
 
-    /// The digest the address itself pins, if it pins the bytes (an OCI
-    /// manifest digest pins the manifest, not the bytes).
-    pub fn pinned_manifest(&self) -> Option<Sha256Digest> {
+    /// The address, when it is an OCI one that pins its manifest
+    /// (`@sha256:`): the manifest, not the bytes, so the layer it resolved
+    /// to is remembered by the content cache.
+    pub fn oci_pinned_manifest(&self) -> Option<&OciAddress> {
         match self {
-            ModuleSource::Oci(OciAddress {
-                reference: OciReference::Manifest(digest),
-                ..
-            }) => Some(*digest),
+            ModuleSource::Oci(address) if matches!(address.reference, OciReference::Manifest(_)) => Some(address),
             _ => None,
         }
     }
@@ -143,16 +141,21 @@ fn parse_s3(rest: &str) -> Result<ModuleSource, String> {
     })
 }
 
+/// `host` or `host:port` (IPv6 in brackets), as a registry is written in
+/// an `oci://` address and in `oci_insecure_registries`.
+pub fn is_registry_host(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+}
+
 fn parse_oci(rest: &str) -> Result<OciAddress, String> {
     let shown = format!("oci://{rest}");
     let (registry, path) = rest.split_once('/').ok_or_else(|| {
         format!("{shown:?} is not oci://registry/repository:tag or oci://registry/repository@sha256:…")
     })?;
-    let registry_ok = !registry.is_empty()
-        && registry
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    if !registry_ok {
+    if !is_registry_host(registry) {
         return Err(format!("{shown:?}: {registry:?} is not a registry host"));
     }
     let (repository, reference) = if let Some((repository, digest)) = path.split_once('@') {

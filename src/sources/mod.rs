@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-pub use address::{HttpAddress, ModuleSource, OciAddress, OciReference};
+pub use address::{HttpAddress, ModuleSource, OciAddress, OciReference, is_registry_host};
 pub use cache::ContentCache;
 pub use digest::Sha256Digest;
 pub use progress::{Progress, Step, Unit};
@@ -112,9 +112,12 @@ pub fn gather(config: &Config, progress: &Progress) -> Result<Modules, RouteSour
         }
     }
     let mut loaded = HashMap::new();
-    let (local, remote): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|((source, _), _)| !source.is_remote());
-    for ((source, pin), route) in local {
-        let ModuleSource::File(path) = &source else { continue };
+    let mut remote = Vec::new();
+    for ((source, pin), route) in wanted {
+        let ModuleSource::File(path) = &source else {
+            remote.push(((source, pin), route));
+            continue;
+        };
         let bytes = std::fs::read(path).map_err(|e| RouteSourceError {
             route,
             error: SourceError::Read {
@@ -128,7 +131,7 @@ pub fn gather(config: &Config, progress: &Progress) -> Result<Modules, RouteSour
     if !remote.is_empty() {
         gather_remote(&config.sources, remote, progress, &mut loaded)?;
     }
-    for (source, module) in loaded.iter().map(|((source, _), m)| (source, m)) {
+    for ((source, _), module) in &loaded {
         tracing::info!(
             source = %source,
             sha256 = %module.digest,
@@ -170,12 +173,7 @@ fn gather_remote(
     let mut to_fetch = Vec::new();
     for ((source, pin), route) in remote {
         // A pinned manifest's layer is known from the last fetch.
-        let known = pin.or_else(|| match &source {
-            ModuleSource::Oci(address) if source.pinned_manifest().is_some() => {
-                cache.as_ref().and_then(|c| c.resolved_layer(address))
-            }
-            _ => None,
-        });
+        let known = pin.or_else(|| cache.as_ref()?.resolved_layer(source.oci_pinned_manifest()?));
         let cached = known.and_then(|digest| Some((digest, cache.as_ref()?.get(&digest)?)));
         match cached {
             Some((digest, bytes)) => {
@@ -207,9 +205,7 @@ fn gather_remote(
         tracing::info!(source = %source, bytes = module.bytes.len(), ms = fetched.elapsed.as_millis() as u64, "module fetched");
         if let Some(cache) = &cache {
             cache.put(&module.digest, &module.bytes);
-            if let ModuleSource::Oci(address) = &source
-                && source.pinned_manifest().is_some()
-            {
+            if let Some(address) = source.oci_pinned_manifest() {
                 cache.remember_layer(address, &module.digest);
             }
         }

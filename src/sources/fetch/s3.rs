@@ -5,7 +5,7 @@
 //! formats them.
 
 use futures_lite::StreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::{ClientOptions, ObjectStoreExt, RetryConfig};
 
 use super::{Body, Failure, with_causes};
@@ -36,17 +36,16 @@ fn builder(settings: &SourcesConfig, bucket: &str) -> AmazonS3Builder {
             ..RetryConfig::default()
         })
         .with_client_options(ClientOptions::new().with_connect_timeout(settings.fetch_timeout));
-    let endpoint = settings
-        .s3_endpoint
-        .clone()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-        .or_else(|| std::env::var("AWS_ENDPOINT").ok());
-    if let Some(endpoint) = endpoint {
-        // A plain http:// endpoint is an S3-compatible server the operator
-        // named on purpose (often on loopback).
-        builder = builder
-            .with_allow_http(endpoint.starts_with("http://"))
-            .with_endpoint(endpoint);
+    if let Some(endpoint) = &settings.s3_endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    // A plain http:// endpoint (set here or by AWS_ENDPOINT_URL) is an
+    // S3-compatible server the operator named on purpose, often on loopback.
+    let plain = builder
+        .get_config_value(&AmazonS3ConfigKey::Endpoint)
+        .is_some_and(|endpoint| endpoint.starts_with("http://"));
+    if plain {
+        builder = builder.with_allow_http(true);
     }
     if let Some(region) = &settings.s3_region {
         builder = builder.with_region(region);
