@@ -9,8 +9,8 @@ use std::str::FromStr;
 use clap::{Args, Parser, Subcommand};
 use serverless_wasm::config::{self, Config, DEFAULT_LOG_BUFFER_BYTES, HandlerSpec, InstancePolicy};
 use serverless_wasm::logging::{self, LogFormat, Logging};
-use serverless_wasm::server::routes::SharedAnswer;
-use serverless_wasm::server::{self, Shared};
+use serverless_wasm::server::routes::{Generation, SharedAnswer};
+use serverless_wasm::server::{self, RunOptions};
 
 /// Runs sandboxed WebAssembly request handlers, one pinned shard per CPU.
 #[derive(Parser)]
@@ -57,6 +57,10 @@ struct ServeArgs {
     /// Log lines as `text` or `json` (one object per line).
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = LogFormat::from_str)]
     log_format: LogFormat,
+    /// Reload when the configuration file or a route's local module file
+    /// changes (for development; SIGHUP and `POST /reload` reload too).
+    #[arg(long)]
+    watch: bool,
 }
 
 /// `--cpus 0,2-3`, parsed.
@@ -106,7 +110,7 @@ fn main() -> ExitCode {
     }
     let Some(config_path) = args.config.clone() else {
         eprintln!(
-            "error: no configuration file given\n\nUsage: serverless-wasm [check|compile] <CONFIG> [--shards N] [--cpus LIST] [--log-format text|json]"
+            "error: no configuration file given\n\nUsage: serverless-wasm [check|compile] <CONFIG> [--shards N] [--cpus LIST] [--log-format text|json] [--watch]"
         );
         return ExitCode::from(2);
     };
@@ -148,19 +152,23 @@ fn run(logging: &Logging, config_path: &std::path::Path, args: &ServeArgs, mode:
             .open_access_log(access_log)
             .map_err(|e| anyhow::anyhow!("cannot open the access log {}: {e}", access_log.target))?;
     }
-    let shared = server::prepare(config, placement.len())?;
+    let prepared = server::prepare(config, placement.len())?;
     match mode {
         Mode::Check => {
-            print_summary(&shared, &placement);
+            print_summary(&prepared.generation, &placement);
             return Ok(());
         }
         Mode::Compile => {
-            print_caches(&shared.config);
+            print_caches(&prepared.shared.config);
             return Ok(());
         }
         Mode::Serve => {}
     }
-    let stopped = server::run(shared, placement, logging.clone())?;
+    let options = RunOptions {
+        config_path: config_path.to_path_buf(),
+        watch: args.watch,
+    };
+    let stopped = server::run(prepared, placement, logging.clone(), options)?;
     if stopped.abandoned > 0 {
         anyhow::bail!(
             "the drain deadline (drain_timeout_ms) cut {} request(s) in flight",
@@ -170,8 +178,8 @@ fn run(logging: &Logging, config_path: &std::path::Path, args: &ServeArgs, mode:
     Ok(())
 }
 
-fn print_summary(shared: &Shared, placement: &[usize]) {
-    let config: &Config = &shared.config;
+fn print_summary(generation: &Generation, placement: &[usize]) {
+    let config: &Config = &generation.config;
     println!("{}: OK", config.source.display());
     println!(
         "listen_address {}, {} shard(s) on CPUs {:?}",
@@ -179,7 +187,7 @@ fn print_summary(shared: &Shared, placement: &[usize]) {
         placement.len(),
         placement
     );
-    let routes = &shared.generation.routes;
+    let routes = &generation.routes;
     println!("{} route(s):", routes.len());
     for route in routes {
         // The route as written, and its name when it has its own.

@@ -293,6 +293,11 @@ pub struct ShardStats {
     /// When the shard's event loop last ran a round of its own (ms since
     /// the Unix epoch): `/healthz` finds a stuck shard by it.
     pub heartbeat_ms: Gauge,
+    /// The configuration generation the shard serves new requests with.
+    pub generation: Gauge,
+    /// Generations whose routes and instances the shard still holds: 1,
+    /// plus replaced ones until their last request ends.
+    pub generations_alive: Gauge,
     /// By route name. Locked only when a generation's routes are set up
     /// and when a snapshot is taken, never on the request path.
     routes: Mutex<BTreeMap<String, Arc<RouteStats>>>,
@@ -331,6 +336,8 @@ impl ShardStats {
         let routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
         ShardSnapshot {
             shard: self.shard,
+            generation: self.generation.get(),
+            generations_alive: self.generations_alive.get(),
             connections_open: self.open_connections.get(),
             in_flight: state.in_flight,
             live_instances: routes.values().map(|r| r.live_instances.get()).sum(),
@@ -392,6 +399,8 @@ pub struct ShardState {
 #[derive(Debug, Serialize)]
 pub struct ShardSnapshot {
     pub shard: usize,
+    pub generation: u64,
+    pub generations_alive: u64,
     pub connections_open: u64,
     pub in_flight: u64,
     pub live_instances: u64,

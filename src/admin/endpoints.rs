@@ -1,10 +1,11 @@
 //! What each admin path answers: a decoded request in, a response out, no
 //! sockets (the fuzz target drives it directly). The query string is not
-//! part of the match.
+//! part of the match. `POST /reload` is the exception: the listener hands
+//! it to the reloader ([`asks_reload`]), which answers when done.
 
 use std::time::Duration;
 
-use super::{AdminState, heartbeat_age, metrics};
+use super::{AdminState, config_view, heartbeat_age, metrics};
 use crate::http::{Method, Request, Response, answers};
 use crate::stats::{Health, ShardStats};
 
@@ -14,20 +15,23 @@ use crate::stats::{Health, ShardStats};
 /// stopped yielding altogether goes this long.
 pub const STUCK_AFTER: Duration = Duration::from_secs(5);
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
     Metrics,
     Healthz,
     Readyz,
+    Config,
+    Reload,
 }
 
 impl Endpoint {
-    /// Live reload (the next issue) adds `/reload` and `/config` here.
-    fn at(path: &[u8]) -> Option<Endpoint> {
+    fn at(path: &[u8], state: &AdminState) -> Option<Endpoint> {
         match path {
             b"/metrics" => Some(Endpoint::Metrics),
             b"/healthz" => Some(Endpoint::Healthz),
             b"/readyz" => Some(Endpoint::Readyz),
+            b"/config" if state.reload.is_some() => Some(Endpoint::Config),
+            b"/reload" if state.reload.is_some() => Some(Endpoint::Reload),
             _ => None,
         }
     }
@@ -35,24 +39,34 @@ impl Endpoint {
     /// The `Allow` header of a 405 on this endpoint.
     fn allow(self) -> &'static str {
         match self {
-            Endpoint::Metrics | Endpoint::Healthz | Endpoint::Readyz => "GET, HEAD",
+            Endpoint::Metrics | Endpoint::Healthz | Endpoint::Readyz | Endpoint::Config => "GET, HEAD",
+            Endpoint::Reload => "POST",
         }
     }
+}
+
+/// Whether `request` asks for a reload (`POST /reload`): the listener hands
+/// it to the reloader instead of calling [`respond`].
+pub fn asks_reload(request: &Request) -> bool {
+    request.path() == b"/reload" && request.method() == Method::Post
 }
 
 /// The response to `request`; `now_ms` (ms since the Unix epoch) is the
 /// clock the shards' heartbeats are compared with.
 pub fn respond(state: &AdminState, request: &Request, now_ms: u64) -> Response {
-    let Some(endpoint) = Endpoint::at(request.path()) else {
+    let Some(endpoint) = Endpoint::at(request.path(), state) else {
         return answers::canned(404);
     };
-    match (endpoint, request.method()) {
-        (Endpoint::Metrics, Method::Get | Method::Head) => metrics(state, now_ms),
-        (Endpoint::Healthz, Method::Get | Method::Head) => healthz(&state.shards, now_ms),
-        (Endpoint::Readyz, Method::Get | Method::Head) => readyz(&state.health),
-        // Live reload adds its arms here: `(Endpoint::Reload, Method::Post)`
-        // and `(Endpoint::Config, Method::Get | Method::Head)`.
-        (endpoint, _) => answers::method_not_allowed(endpoint.allow()),
+    match (endpoint, request.method(), &state.reload) {
+        (Endpoint::Metrics, Method::Get | Method::Head, _) => metrics(state, now_ms),
+        (Endpoint::Healthz, Method::Get | Method::Head, _) => healthz(&state.shards, now_ms),
+        (Endpoint::Readyz, Method::Get | Method::Head, _) => readyz(&state.health),
+        (Endpoint::Config, Method::Get | Method::Head, Some(link)) => {
+            json(200, config_view::render(&link.current.generation()))
+        }
+        // The listener hands `POST /reload` to the reloader before this.
+        (Endpoint::Reload, Method::Post, _) => plain_text(503, "reloads are not served here\n".into()),
+        (endpoint, _, _) => answers::method_not_allowed(endpoint.allow()),
     }
 }
 
@@ -96,6 +110,11 @@ fn readyz(health: &Health) -> Response {
         (false, true) => plain_text(503, "draining\n".into()),
         (false, false) => plain_text(503, "starting\n".into()),
     }
+}
+
+/// A JSON answer (`/config`, `/reload`).
+pub fn json(status: u16, body: String) -> Response {
+    text_response(status, "application/json", body)
 }
 
 fn plain_text(status: u16, body: String) -> Response {

@@ -18,6 +18,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::{AdminState, heartbeat_age};
+use crate::server::reload::ReloadResult;
 use crate::stats::{DURATION_BUCKETS, GuestFailure, Histogram, OutboundResult, RouteStats, ShardStats, StatusCounts};
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -33,6 +34,10 @@ pub fn render(state: &AdminState, now_ms: u64) -> Result<String, fmt::Error> {
         now_ms,
         log_lines_dropped: (state.log_lines_dropped)(),
         access_lines_dropped: (state.access_lines_dropped)(),
+        reloads: state.reload.as_ref().map(|link| Reloads {
+            generation: link.current.generation().number,
+            counts: ReloadResult::ALL.map(|r| (r.as_str(), link.current.reloads(r))),
+        }),
     }));
     let mut text = String::new();
     encode(&mut text, &registry)?;
@@ -47,6 +52,14 @@ struct Scrape {
     now_ms: u64,
     log_lines_dropped: u64,
     access_lines_dropped: u64,
+    reloads: Option<Reloads>,
+}
+
+/// The configuration generation and how reloads ended.
+#[derive(Debug)]
+struct Reloads {
+    generation: u64,
+    counts: [(&'static str, u64); ReloadResult::ALL.len()],
 }
 
 impl Collector for Scrape {
@@ -56,6 +69,7 @@ impl Collector for Scrape {
         encode_durations(&mut encoder, &routes)?;
         encode_route_counters(&mut encoder, &routes)?;
         self.encode_shards(&mut encoder)?;
+        self.encode_reloads(&mut encoder)?;
         self.encode_process(&mut encoder)
     }
 }
@@ -100,6 +114,39 @@ impl Scrape {
             "Time since the shard's event loop last ran (no sample before it first ran).",
             Some(&Unit::Seconds),
             ages,
+        )?;
+        gauges(
+            encoder,
+            "serverless_wasm_shard_generation",
+            "The configuration generation the shard serves new requests with.",
+            None,
+            by_shard().map(|(labels, shard)| (labels, shard.generation.get())),
+        )?;
+        gauges(
+            encoder,
+            "serverless_wasm_shard_generations_alive",
+            "Generations whose pools the shard still holds: 1, plus replaced ones until their last request ends.",
+            None,
+            by_shard().map(|(labels, shard)| (labels, shard.generations_alive.get())),
+        )
+    }
+
+    fn encode_reloads(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
+        let Some(reloads) = &self.reloads else {
+            return Ok(());
+        };
+        gauges(
+            encoder,
+            "serverless_wasm_config_generation",
+            "The configuration generation every shard serves (1 at start, one more per reload applied).",
+            None,
+            [(NO_LABELS, reloads.generation)],
+        )?;
+        counters(
+            encoder,
+            "serverless_wasm_config_reloads",
+            "Configuration reloads, by result (applied, rejected, incomplete).",
+            reloads.counts.iter().map(|&(result, n)| ([("result", result)], n)),
         )
     }
 

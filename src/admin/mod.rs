@@ -1,5 +1,7 @@
-//! The admin listener: `/metrics`, `/healthz` and `/readyz` on a socket of
-//! their own (`[admin] listen_address`), answered by a thread of their own.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `GET /config` and
+//! `POST /reload` on a socket of their own (`[admin] listen_address`),
+//! answered by a thread of their own (a reload's answer excepted: the
+//! reloader writes it when done, see [`hand_over_reload`]).
 //!
 //! It is a plain blocking thread, not a task on a shard: a health check
 //! must be answered while every shard is busy running guests, and it is the
@@ -15,12 +17,14 @@
 //! code (`http`), so the admin socket parses exactly like the public one.
 //! `endpoints.rs` routes a decoded request; `metrics.rs` renders `/metrics`.
 
+mod config_view;
 mod endpoints;
 mod metrics;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::mpsc::{SendError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -28,7 +32,8 @@ pub use endpoints::respond;
 
 use crate::http::answers::{self, HttpError};
 use crate::http::encode::{ResponseMeta, write_response};
-use crate::http::{DateCache, Decoded, Decoder, FramingLimits, Method, Request};
+use crate::http::{DateCache, Decoded, Decoder, FramingLimits, Method, Request, Response};
+use crate::server::reload::{Current, Event, Outcome, ReloadRequest, Trigger};
 use crate::stats::{Health, ShardStats, unix_millis};
 
 /// What the admin endpoints read; `server::run` builds it.
@@ -43,6 +48,18 @@ pub struct AdminState {
     pub log_lines_dropped: Arc<dyn Fn() -> u64 + Send + Sync>,
     /// Access log lines lost the same way.
     pub access_lines_dropped: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// `POST /reload` and `GET /config`; `None` (unit tests, fuzzing): they
+    /// are not there.
+    pub reload: Option<ReloadLink>,
+}
+
+/// The admin listener's way to the reloader (the main thread).
+pub struct ReloadLink {
+    /// The generation every shard serves, and the reload counters.
+    pub current: Arc<Current>,
+    /// The reloader's queue: a `POST /reload` hands its connection over
+    /// with its request, and the reloader answers it when done.
+    pub events: Sender<Event>,
 }
 
 /// The admin endpoints take no body worth the name: small bounds keep a
@@ -99,6 +116,9 @@ fn answer(mut stream: TcpStream, state: &AdminState, date: &DateCache) -> io::Re
     let date = date.now();
     let mut out = Vec::new();
     match received {
+        Ok(()) if endpoints::asks_reload(&request) && state.reload.is_some() => {
+            return hand_over_reload(stream, state.reload.as_ref(), request.method() == Method::Head);
+        }
         Ok(()) => {
             let response = respond(state, &request, unix_millis());
             let meta = ResponseMeta {
@@ -112,6 +132,50 @@ fn answer(mut stream: TcpStream, state: &AdminState, date: &DateCache) -> io::Re
         Err(Unanswerable::Refused(error)) => answers::write_http_error(&mut out, error, &date),
         Err(Unanswerable::Gone(e)) => return Err(e),
     }
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    stream.write_all(&out)?;
+    stream.shutdown(Shutdown::Write)
+}
+
+/// Queues a reload whose outcome answers the connection: the reload may
+/// take a while (fetching, compiling), and health checks and scrapes must
+/// not wait behind it, so this thread goes back to its other clients.
+fn hand_over_reload(stream: TcpStream, link: Option<&ReloadLink>, head_only: bool) -> io::Result<()> {
+    let Some(link) = link else { return Ok(()) };
+    let answer = move |outcome: &Outcome| {
+        let response = endpoints::json(outcome.status(), outcome.to_json());
+        if let Err(e) = write_answer(stream, &response, head_only) {
+            tracing::debug!("cannot answer POST /reload: {e}");
+        }
+    };
+    let request = ReloadRequest {
+        trigger: Trigger::Admin,
+        reply: Some(Box::new(answer)),
+    };
+    if let Err(SendError(Event::Reload(request))) = link.events.send(Event::Reload(request)) {
+        // The reloader is gone: the server is stopping. The request came
+        // back with its connection, which is answered so.
+        let running = link.current.generation().number;
+        request
+            .reply
+            .into_iter()
+            .for_each(|reply| reply(&Outcome::stopping(running)));
+    }
+    Ok(())
+}
+
+/// Writes `response` and closes the connection.
+fn write_answer(mut stream: TcpStream, response: &Response, head_only: bool) -> io::Result<()> {
+    let date = DateCache::default();
+    let date = date.now();
+    let meta = ResponseMeta {
+        date: &date,
+        head_only,
+        keep_alive: false,
+        extra_headers: &[],
+    };
+    let mut out = Vec::new();
+    write_response(&mut out, response, &meta);
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     stream.write_all(&out)?;
     stream.shutdown(Shutdown::Write)
@@ -175,6 +239,7 @@ fn two_shards(health: Arc<Health>) -> AdminState {
         health,
         log_lines_dropped: Arc::new(|| 3),
         access_lines_dropped: Arc::new(|| 0),
+        reload: None,
     }
 }
 

@@ -75,10 +75,18 @@ pub const DEFAULT_FUEL_YIELD_INTERVAL: u64 = 100_000;
 pub const DEFAULT_GUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Guest linear memory; `memory.grow` beyond it returns -1 to the guest.
 pub const DEFAULT_MEMORY_LIMIT: usize = 16 << 20;
-/// No route may give a guest more than this.
+/// No route may give a guest more than this (wasm32's whole address
+/// space). It is also the default of `server.max_memory_limit`: an
+/// instance slot reserves 4 GiB of address space anyway, so sizing slots
+/// for it costs nothing and lets a reload raise any route's limit.
 pub const MAX_MEMORY_LIMIT: usize = 4 << 30;
 /// Elements per guest table (function pointers, mostly).
 pub const DEFAULT_TABLE_ELEMENTS: u32 = 10_000;
+/// No route may give a table more than this. Table slots are allocated
+/// at their full size (8 bytes an element, address space only until
+/// used), so `server.max_table_elements` defaults to what the routes at
+/// start need rather than to this.
+pub const MAX_TABLE_ELEMENTS: u32 = 10_000_000;
 /// Largest body a guest may set; larger is a 500.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 << 20;
 /// Guest log output per request; beyond it, log calls are dropped (and the

@@ -10,6 +10,7 @@
 mod access_log;
 mod admin;
 mod defaults;
+mod diff;
 mod model;
 mod raw;
 mod routes;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 pub use defaults::*;
+pub use diff::{RouteChanges, restart_only_changes};
 pub use model::*;
 pub use size::ByteSize;
 

@@ -148,6 +148,13 @@ pub struct EngineLimits {
     /// slot is reused, instead of being returned to the kernel.
     pub keep_resident_bytes: usize,
     pub max_wasm_stack_bytes: usize,
+    /// The largest `memory_limit` a route may be given: every instance
+    /// slot is sized for it, so a reload may raise a route's limit up to
+    /// it.
+    pub max_memory_limit: usize,
+    /// The largest `table_elements_limit` a route may be given; `None`:
+    /// the larger of the default and the largest at start.
+    pub max_table_elements: Option<u32>,
 }
 
 /// Where something was written in the config file.
@@ -158,7 +165,7 @@ pub struct Location {
 }
 
 /// One route: method and path, and what answers it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RouteSpec {
     /// Position in `[[applications]]`, from 0.
     pub index: usize,
@@ -191,21 +198,21 @@ impl fmt::Display for RoutePath {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum HandlerSpec {
     /// Answered natively, without wasm: the baseline for benchmarks.
     Static(StaticSpec),
     Wasm(Box<WasmSpec>),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StaticSpec {
     pub status: u16,
     pub content_type: String,
     pub body: String,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WasmSpec {
     /// Where the module comes from (`file_path`); a relative path is
     /// resolved already.
@@ -234,7 +241,7 @@ pub enum InstancePolicy {
 }
 
 /// Per-request bounds on a guest, all enforced by the host.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GuestLimits {
     pub fuel: u64,
     pub fuel_yield_interval: u64,
@@ -253,7 +260,7 @@ pub struct GuestLimits {
 }
 
 /// Which backends a guest may open TCP connections to, and how much.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct OutboundPolicy {
     pub allowed: Vec<Endpoint>,
     /// True when the route has no `allowed_outbound` and `allowed` holds the

@@ -69,6 +69,8 @@ pub struct RawServer {
     pub instance_slots_per_shard: Option<Spanned<u32>>,
     pub keep_resident_bytes: Option<Spanned<ByteSize>>,
     pub max_wasm_stack_bytes: Option<Spanned<ByteSize>>,
+    pub max_memory_limit: Option<Spanned<ByteSize>>,
+    pub max_table_elements: Option<Spanned<u32>>,
     pub shard_header: Option<bool>,
     pub compile_cache_dir: Option<Spanned<String>>,
     pub log_buffer_bytes: Option<Spanned<ByteSize>>,

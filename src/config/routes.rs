@@ -80,7 +80,7 @@ pub(super) fn route_spec(
                     ));
                 }
             }
-            HandlerSpec::Wasm(Box::new(wasm_spec(&s, app, file)?))
+            HandlerSpec::Wasm(Box::new(wasm_spec(&s, app, file, server)?))
         }
     };
     Ok(RouteSpec {
@@ -205,7 +205,12 @@ fn reject_wasm_keys(s: &Settings<'_>, app: &raw::RawApplication) -> Result<(), C
     }
 }
 
-fn wasm_spec(s: &Settings<'_>, app: &raw::RawApplication, file: &Spanned<String>) -> Result<WasmSpec, ConfigError> {
+fn wasm_spec(
+    s: &Settings<'_>,
+    app: &raw::RawApplication,
+    file: &Spanned<String>,
+    server: &ServerConfig,
+) -> Result<WasmSpec, ConfigError> {
     const HOUR_MS: u64 = 3_600_000;
     let ctx = s.ctx;
     let source = module_source(s, file, app.sha256.as_ref())?;
@@ -243,6 +248,13 @@ fn wasm_spec(s: &Settings<'_>, app: &raw::RawApplication, file: &Spanned<String>
     };
     let fuel = s.int(&app.fuel, "fuel", DEFAULT_FUEL, 1, u64::MAX / 2)?;
     let yield_interval = DEFAULT_FUEL_YIELD_INTERVAL.min(fuel);
+    // Within the engine's bounds (`[server] max_memory_limit`,
+    // `max_table_elements`), which a lowered bound also lowers the
+    // defaults to.
+    let engine = &server.engine;
+    let max_table = engine.max_table_elements.unwrap_or(MAX_TABLE_ELEMENTS);
+    let default_memory = DEFAULT_MEMORY_LIMIT.min(engine.max_memory_limit);
+    let default_table = DEFAULT_TABLE_ELEMENTS.min(max_table);
     // One line per setting: raw value, key, default, min, max (rustfmt would
     // spread each call over eight lines).
     #[rustfmt::skip]
@@ -251,8 +263,8 @@ fn wasm_spec(s: &Settings<'_>, app: &raw::RawApplication, file: &Spanned<String>
         instance,
         fuel_yield_interval:  s.int(&app.fuel_yield_interval,  "fuel_yield_interval",  yield_interval,             1_000,     u64::MAX / 2)?,
         timeout:              s.millis(&app.timeout_ms,        "timeout_ms",           DEFAULT_GUEST_TIMEOUT,      1,         HOUR_MS)?,
-        memory_limit:         s.size(&app.memory_limit,        "memory_limit",         DEFAULT_MEMORY_LIMIT,       WASM_PAGE, MAX_MEMORY_LIMIT)?,
-        table_elements_limit: s.int(&app.table_elements_limit, "table_elements_limit", DEFAULT_TABLE_ELEMENTS,     0,         10_000_000)?,
+        memory_limit:         s.size(&app.memory_limit,        "memory_limit",         default_memory,             WASM_PAGE, engine.max_memory_limit)?,
+        table_elements_limit: s.int(&app.table_elements_limit, "table_elements_limit", default_table,              0,         max_table)?,
         max_response_bytes:   s.size(&app.max_response_bytes,  "max_response_bytes",   DEFAULT_MAX_RESPONSE_BYTES, 0,         1 << 30)?,
         max_log_bytes:        s.size(&app.max_log_bytes,       "max_log_bytes",        DEFAULT_MAX_LOG_BYTES,      0,         16 << 20)?,
         max_concurrency:      s.int(&app.max_concurrency,      "max_concurrency",      DEFAULT_MAX_CONCURRENCY,    1,         100_000)?,

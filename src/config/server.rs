@@ -61,6 +61,8 @@ pub(super) fn server_config(ctx: &Ctx<'_>, raw: &raw::RawServer) -> Result<Serve
             instance_slots_per_shard: s.int(&raw.instance_slots_per_shard, "instance_slots_per_shard", DEFAULT_INSTANCE_SLOTS_PER_SHARD, 1,        100_000)?,
             keep_resident_bytes:      s.size(&raw.keep_resident_bytes,     "keep_resident_bytes",      DEFAULT_KEEP_RESIDENT_BYTES,      0,        1 << 30)?,
             max_wasm_stack_bytes:     s.size(&raw.max_wasm_stack_bytes,    "max_wasm_stack_bytes",     DEFAULT_MAX_WASM_STACK,           16 << 10, 64 << 20)?,
+            max_memory_limit:         s.size(&raw.max_memory_limit,        "max_memory_limit",         MAX_MEMORY_LIMIT,                 WASM_PAGE, MAX_MEMORY_LIMIT)?,
+            max_table_elements:       s.optional(&raw.max_table_elements,  "max_table_elements",       0,                                MAX_TABLE_ELEMENTS)?,
         },
         shard_header: raw.shard_header.unwrap_or(false),
         // Created (and its permissions checked) when the server starts.

@@ -1,140 +1,88 @@
 //! Start-up and the shards.
 //!
 //! [`prepare`] does all the expensive, fallible work once, on the main
-//! thread: compile and check every guest, build the first route table
-//! generation. [`run`] binds one SO_REUSEPORT socket per shard, starts one
-//! pinned glommio executor per shard, waits until all are serving, and then
-//! waits for them to stop (SIGTERM/SIGINT drains them).
+//! thread: fetch, compile and check every guest, build the first route
+//! table generation. [`run`] binds one SO_REUSEPORT socket per shard,
+//! starts one pinned glommio executor per shard, waits until all are
+//! serving, then serves reloads on the main thread until a stop signal,
+//! and waits for the shards to drain.
 //!
 //! - `listener`: binding the per-shard sockets.
+//! - `generation`: building a route table generation from a configuration
+//!   (at start and on each reload).
 //! - `routes`: the route table, one generation shared by all shards and
 //!   each shard's own pools for it.
+//! - `reload`: reloads, asked for by SIGHUP, `POST /reload` or `watch`.
 //! - `shard`: one executor's state and its accept loop.
 //! - `connection`: the HTTP/1.1 loop of one client connection.
 //! - `shutdown`: signals, and the drain of requests in flight.
+//! - `watch`: `--watch`, reloads when files change.
 //! - `platform`: io_uring check, descriptor limit, CPU list.
 
 mod connection;
+mod generation;
 mod listener;
 pub mod platform;
+pub mod reload;
 pub mod routes;
 mod shard;
 mod shutdown;
+mod watch;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::RecvTimeoutError;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::admin::{self, AdminState};
-use crate::config::{Config, HandlerSpec, RouteSpec};
-use crate::error::{GuestError, StartupError};
+use crate::admin::{self, AdminState, ReloadLink};
+use crate::config::Config;
+use crate::error::StartupError;
 use crate::logging::Logging;
-use crate::sources::{self, Progress, Unit};
+use crate::sources::Progress;
 use crate::stats::{Health, ShardStats};
-use crate::wasm::{CompileCache, LoadError, ModuleCache, Runtime};
-use routes::{Generation, SharedAnswer, SharedRoute};
+use crate::wasm::{CompileCache, ModuleCache, Runtime};
+use reload::{Current, Reloader};
+use routes::Generation;
 use shutdown::{Control, ShardFlags};
 
-/// Everything shards share: read-only after [`prepare`].
+/// What shards share for the whole run, read-only.
 pub struct Shared {
-    /// The configuration the server started with; shards read its server
-    /// settings (routes are read through `generation`).
-    pub config: Config,
+    /// The configuration the server started with. Its restart-only
+    /// settings hold for the whole run (a reload that changes one is
+    /// refused); the rest is read from the current generation's.
+    pub config: Arc<Config>,
     pub runtime: Runtime,
-    /// The route table every shard starts with.
+}
+
+/// Everything [`run`] starts from.
+pub struct Prepared {
+    pub shared: Shared,
+    /// The route table every shard starts with: generation 1.
     pub generation: Arc<Generation>,
+    /// Compiled guests, kept for reloads.
+    cache: ModuleCache,
 }
 
 /// Fetches, compiles and checks everything the configuration names, for
 /// `shards`.
-pub fn prepare(config: Config, shards: usize) -> Result<Shared, StartupError> {
-    let progress = Progress::new();
-    let modules = sources::gather(&config, &progress).map_err(|e| {
-        let error = LoadError::Source(e.error);
-        match config.routes.iter().find(|r| r.index == e.route) {
-            Some(route) => guest_error(&config, route, error),
-            None => StartupError::Sources(error.to_string()),
-        }
-    })?;
-    let runtime = Runtime::new(&config.server.engine, shards, &config.routes, modules.any_component())
+pub fn prepare(config: Config, shards: usize) -> Result<Prepared, StartupError> {
+    let runtime = Runtime::new(&config.server.engine, shards, &config.routes)
         .map_err(|e| StartupError::Engine(format!("{e:#}")))?;
     let disk = match &config.server.compile_cache_dir {
         Some(dir) => Some(CompileCache::open(dir).map_err(StartupError::CompileCache)?),
         None => None,
     };
     let mut cache = ModuleCache::new(disk);
-    let mut routes = Vec::with_capacity(config.routes.len());
-    let guests = config
-        .routes
-        .iter()
-        .filter(|r| matches!(r.handler, HandlerSpec::Wasm(_)))
-        .count();
-    let mut compiling =
-        (guests > 0).then(|| progress.step(format!("compiling {guests} guest(s)"), Unit::Items, Some(guests as u64)));
-    for route in &config.routes {
-        let answer = match &route.handler {
-            HandlerSpec::Static(spec) => SharedAnswer::native(spec),
-            HandlerSpec::Wasm(spec) => {
-                if spec.outbound.allowed_from_env && !spec.outbound.allowed.is_empty() {
-                    let names: Vec<String> = spec.outbound.allowed.iter().map(|e| e.to_string()).collect();
-                    tracing::info!(route = %route.name, "no allowed_outbound: allowing the backend address(es) in its env: {}", names.join(", "));
-                }
-                // gather() loaded every wasm route's module.
-                let module = modules.get(spec).ok_or_else(|| {
-                    let missing = LoadError::Invalid {
-                        path: spec.source.to_string(),
-                        message: "the module was not loaded".into(),
-                    };
-                    guest_error(&config, route, missing)
-                })?;
-                let guest = runtime
-                    .load(&route.name, spec, module, &mut cache)
-                    .map_err(|e| guest_error(&config, route, e))?;
-                if let Some(step) = &mut compiling {
-                    step.advance(1);
-                }
-                SharedAnswer::Guest {
-                    guest,
-                    spec: spec.clone(),
-                    digest: module.digest,
-                }
-            }
-        };
-        routes.push(SharedRoute::new(route, answer));
-    }
-    let max_body = config
-        .routes
-        .iter()
-        .map(|r| r.max_body_bytes)
-        .max()
-        .unwrap_or(0)
-        .max(config.server.framing.max_body);
-    let generation = Arc::new(Generation {
-        number: 1,
-        routes,
-        max_body,
-    });
-    Ok(Shared {
-        config,
-        runtime,
+    let generation = Arc::new(generation::build(config, 1, &runtime, &mut cache, &Progress::new())?);
+    Ok(Prepared {
+        shared: Shared {
+            config: generation.config.clone(),
+            runtime,
+        },
         generation,
+        cache,
     })
-}
-
-/// A route's guest failed to load: located at its `file_path`.
-fn guest_error(config: &Config, route: &RouteSpec, source: LoadError) -> StartupError {
-    let at = match &route.handler {
-        HandlerSpec::Wasm(spec) => spec.file_at,
-        HandlerSpec::Static(_) => route.at,
-    };
-    StartupError::Guest(Box::new(GuestError {
-        path: config.source.clone(),
-        at,
-        key: format!("applications[{}].file_path", route.index),
-        route: route.name.clone(),
-        source,
-    }))
 }
 
 /// Which CPU each shard is pinned to.
@@ -171,8 +119,27 @@ pub struct Stopped {
     pub abandoned: u64,
 }
 
-/// Runs the server until a stop signal and a drain.
-pub fn run(shared: Shared, placement: Vec<usize>, logging: Logging) -> Result<Stopped, StartupError> {
+/// How the server is run, beyond its configuration.
+pub struct RunOptions {
+    /// The configuration file, read again on each reload.
+    pub config_path: PathBuf,
+    /// Reload when the configuration or a local module file changes.
+    pub watch: bool,
+}
+
+/// Runs the server until a stop signal and a drain; meanwhile the main
+/// thread serves reloads.
+pub fn run(
+    prepared: Prepared,
+    placement: Vec<usize>,
+    logging: Logging,
+    options: RunOptions,
+) -> Result<Stopped, StartupError> {
+    let Prepared {
+        shared,
+        generation,
+        cache,
+    } = prepared;
     platform::check_io_uring().map_err(StartupError::IoUring)?;
     let fd_limit = platform::raise_fd_limit();
     let server = &shared.config.server;
@@ -191,25 +158,37 @@ pub fn run(shared: Shared, placement: Vec<usize>, logging: Logging) -> Result<St
         })?;
     let health = Arc::new(Health::default());
     let stats: Vec<Arc<ShardStats>> = (0..placement.len()).map(|id| Arc::new(ShardStats::new(id))).collect();
+    let current = Arc::new(Current::new(generation.clone()));
+    let (events, event_queue) = mpsc::channel();
     if let Some(admin) = &shared.config.admin {
-        start_admin(admin.listen_address, &stats, &health, &logging)?;
+        let link = ReloadLink {
+            current: current.clone(),
+            events: events.clone(),
+        };
+        start_admin(admin.listen_address, &stats, &health, &logging, link)?;
     }
     let flags = Arc::new(ShardFlags::new(placement.len()));
     let control = Control::start(
         flags.clone(),
         health.clone(),
         logging.clone(),
-        server.timeouts.shutdown_delay,
+        current.clone(),
+        events.clone(),
     )?;
 
     let shared = Arc::new(shared);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut handles = Vec::with_capacity(placement.len());
+    let mut mailboxes = Vec::with_capacity(placement.len());
     for (id, (cpu, socket)) in placement.iter().copied().zip(sockets).enumerate() {
+        let (mailbox, inbox) = mpsc::channel();
+        mailboxes.push(mailbox);
         let start = shard::ShardStart {
             id,
             cpu,
             shared: shared.clone(),
+            generation: generation.clone(),
+            inbox,
             socket,
             ready: ready_tx.clone(),
             flags: flags.clone(),
@@ -219,6 +198,8 @@ pub fn run(shared: Shared, placement: Vec<usize>, logging: Logging) -> Result<St
         handles.push(shard::spawn(start).map_err(|message| StartupError::Shard { id, message })?);
     }
     drop(ready_tx);
+    // Held by the shards and `current` from now on: freed once replaced.
+    drop(generation);
 
     let mut failure = None;
     let deadline = Instant::now() + SHARD_START_TIMEOUT;
@@ -251,6 +232,25 @@ pub fn run(shared: Shared, placement: Vec<usize>, logging: Logging) -> Result<St
     }
     health.set_started();
     tracing::info!(shards = placement.len(), "listening on {bound}");
+    let watcher = if options.watch {
+        let watcher = watch::Watcher::start(&current.generation().config, events.clone());
+        Some(watcher.map_err(|e| StartupError::Watch(e.to_string()))?)
+    } else {
+        None
+    };
+    // Only the senders of the control and admin threads and the watcher
+    // are left: the queue ends with them.
+    drop(events);
+    Reloader {
+        path: options.config_path,
+        shared: shared.clone(),
+        cache,
+        current,
+        shards: mailboxes,
+        flags,
+        watcher,
+    }
+    .serve(event_queue);
     let abandoned = join_all(handles);
     control.close();
     tracing::info!("stopped");
@@ -264,6 +264,7 @@ fn start_admin(
     stats: &[Arc<ShardStats>],
     health: &Arc<Health>,
     logging: &Logging,
+    reload: ReloadLink,
 ) -> Result<(), StartupError> {
     let bind_error = |source| StartupError::Bind { addr: address, source };
     let listener = std::net::TcpListener::bind(address).map_err(bind_error)?;
@@ -274,6 +275,7 @@ fn start_admin(
         health: health.clone(),
         log_lines_dropped: Arc::new(move || lines.lines_dropped()),
         access_lines_dropped: Arc::new(move || access.access_lines_dropped()),
+        reload: Some(reload),
     };
     admin::spawn(listener, state).map_err(bind_error)?;
     tracing::info!("admin endpoints on http://{bound}");

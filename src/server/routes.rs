@@ -8,21 +8,38 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::config::{RoutePath, RouteSpec, StaticSpec, WasmSpec};
+use crate::config::{Config, RoutePath, RouteSpec, StaticSpec, WasmSpec};
 use crate::http::{Method, Response};
 use crate::router::{Lookup, Router};
 use crate::sources::Sha256Digest;
 use crate::stats::{RouteStats, ShardStats};
-use crate::wasm::{Guest, GuestPool, Runtime, ShardHttp};
+use crate::wasm::{Guest, GuestPool, Runtime, ShardHttp, Warmed};
 
 /// One configuration's routes, with their guests compiled and checked.
 pub struct Generation {
-    /// 1 for the configuration the server started with.
+    /// 1 for the configuration the server started with, then one more per
+    /// reload applied.
     pub number: u64,
     pub routes: Vec<SharedRoute>,
     /// The decoder's body limit: the largest any route accepts (routes with
     /// smaller limits check after routing).
     pub max_body: usize,
+    /// The configuration it was built from: connections accepted while it
+    /// is current read their `[server]` settings here.
+    pub config: Arc<Config>,
+}
+
+impl Generation {
+    /// The digest of the module of the route called `name`, if it runs one.
+    pub fn module_digest(&self, name: &str) -> Option<Sha256Digest> {
+        self.routes
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| match &r.answer {
+                SharedAnswer::Guest { digest, .. } => Some(*digest),
+                SharedAnswer::Static(_) => None,
+            })
+    }
 }
 
 /// A route as every shard sees it.
@@ -96,10 +113,20 @@ pub enum Handler {
     Guest(GuestPool),
 }
 
-/// A generation as one shard serves it.
+/// A generation as one shard serves it. Counted in the shard's
+/// `generations_alive` until dropped: a replaced generation is dropped, its
+/// instances with it, when the last request that holds it ends.
 pub struct ShardRoutes {
     generation: Arc<Generation>,
     router: Router<Route>,
+    stats: Arc<ShardStats>,
+}
+
+impl Drop for ShardRoutes {
+    fn drop(&mut self) {
+        let alive = &self.stats.generations_alive;
+        alive.set(alive.get().saturating_sub(1));
+    }
 }
 
 impl ShardRoutes {
@@ -107,9 +134,10 @@ impl ShardRoutes {
     pub fn new(
         generation: &Arc<Generation>,
         runtime: &Runtime,
-        stats: &ShardStats,
+        stats: &Arc<ShardStats>,
         http: &Rc<ShardHttp>,
     ) -> ShardRoutes {
+        stats.generations_alive.set(stats.generations_alive.get() + 1);
         let routes = generation.routes.iter().map(|shared| {
             let stats = stats.route(&shared.name);
             let handler = match &shared.answer {
@@ -131,6 +159,7 @@ impl ShardRoutes {
         ShardRoutes {
             router: Router::build(routes),
             generation: generation.clone(),
+            stats: stats.clone(),
         }
     }
 
@@ -150,11 +179,15 @@ impl ShardRoutes {
         })
     }
 
-    /// Prepares every route's warm instances.
-    pub async fn warm_up(&self) {
+    /// Prepares every route's warm instances while the runtime has slots
+    /// to spare ([`Runtime::may_warm`]).
+    pub async fn warm_up(&self, runtime: &Runtime) -> Warmed {
         for (_, pool) in self.pools() {
-            pool.warm_up().await;
+            if pool.warm_up(&|| runtime.may_warm()).await == Warmed::SlotsShort {
+                return Warmed::SlotsShort;
+            }
         }
+        Warmed::Done
     }
 
     /// Copies each route's live instance count into its statistics, for a

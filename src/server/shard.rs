@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use futures_lite::AsyncWriteExt;
@@ -15,7 +16,8 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use socket2::Socket;
 
 use super::platform::LogOnce;
-use super::routes::ShardRoutes;
+use super::reload::{Switch, Switched};
+use super::routes::{Generation, ShardRoutes};
 use super::shutdown::{Drain, InFlight, ShardFlags};
 use super::{Shared, connection, listener};
 use crate::http::{self, DateCache};
@@ -36,6 +38,10 @@ pub struct ShardStart {
     pub id: usize,
     pub cpu: usize,
     pub shared: Arc<Shared>,
+    /// The generation to serve first.
+    pub generation: Arc<Generation>,
+    /// Where the reloader sends the next generations.
+    pub inbox: Receiver<Switch>,
     pub socket: Socket,
     /// Told once the shard serves, or why it cannot.
     pub ready: std::sync::mpsc::Sender<Result<(), (usize, String)>>,
@@ -60,6 +66,8 @@ pub struct Shard {
     pub access_log: Option<RefCell<AccessLogger>>,
     /// Outgoing HTTP of the shard's components.
     outbound_http: Rc<ShardHttp>,
+    /// Generations to switch to, looked at with the stop flags.
+    inbox: Receiver<Switch>,
     accept_errors: LogOnce,
     limit_reached: LogOnce,
 }
@@ -83,6 +91,8 @@ async fn run(start: ShardStart) -> u64 {
         id,
         cpu,
         shared,
+        generation,
+        inbox,
         socket,
         ready,
         flags,
@@ -92,7 +102,7 @@ async fn run(start: ShardStart) -> u64 {
     // glommio's listener does not lend its descriptor: kept for the stop.
     let listen_fd = socket.as_raw_fd();
     let listener = listener::adopt(socket);
-    let shard = match Shard::new(id, shared, stats, &logging) {
+    let shard = match Shard::new(id, shared, &generation, inbox, stats, &logging) {
         Ok(shard) => Rc::new(shard),
         Err(e) => {
             let _ = ready.send(Err((id, e)));
@@ -104,15 +114,15 @@ async fn run(start: ShardStart) -> u64 {
     let outbound_http = shard.outbound_http.clone();
     let _tokio = outbound_http.enter();
     let routes = shard.routes();
-    routes.warm_up().await;
+    routes.warm_up(&shard.shared.runtime).await;
     tracing::info!(shard = id, cpu, routes = routes.pools().count(), "shard started");
-    drop(routes);
+    drop((routes, generation));
     let _ = ready.send(Ok(()));
     drop(ready);
 
     futures_lite::future::or(
         shard.clone().accept_loop(&listener),
-        flags.until_stop(id, || shard.stats.beat(), || shard.report("shard stats")),
+        flags.until_stop(id, || shard.look_around(), || shard.report("shard stats")),
     )
     .await;
     // Stop accepting: take in what the kernel already queued (closing the
@@ -124,7 +134,8 @@ async fn run(start: ShardStart) -> u64 {
     for stream in queued {
         shard.clone().serve(stream);
     }
-    let abandoned = shard.drain.finish(shard.shared.config.server.timeouts.drain).await;
+    let drain_timeout = shard.routes().generation().config.server.timeouts.drain;
+    let abandoned = shard.drain.finish(drain_timeout).await;
     if abandoned > 0 {
         tracing::error!(
             shard = id,
@@ -137,9 +148,17 @@ async fn run(start: ShardStart) -> u64 {
 }
 
 impl Shard {
-    fn new(id: usize, shared: Arc<Shared>, stats: Arc<ShardStats>, logging: &Logging) -> Result<Shard, String> {
+    fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        generation: &Arc<Generation>,
+        inbox: Receiver<Switch>,
+        stats: Arc<ShardStats>,
+        logging: &Logging,
+    ) -> Result<Shard, String> {
         let outbound_http = ShardHttp::new().map_err(|e| format!("cannot start the outbound HTTP runtime: {e}"))?;
-        let routes = ShardRoutes::new(&shared.generation, &shared.runtime, &stats, &outbound_http);
+        let routes = ShardRoutes::new(generation, &shared.runtime, &stats, &outbound_http);
+        stats.generation.set(generation.number);
         Ok(Shard {
             id,
             shard_header: shared.config.server.shard_header.then(|| id.to_string().into_bytes()),
@@ -150,6 +169,7 @@ impl Shard {
             drain: Drain::new(),
             access_log: logging.access_logger().map(RefCell::new),
             outbound_http,
+            inbox,
             accept_errors: LogOnce::new(Duration::from_secs(1)),
             limit_reached: LogOnce::new(Duration::from_secs(1)),
         })
@@ -167,6 +187,30 @@ impl Shard {
         self.routes.borrow().clone()
     }
 
+    /// The shard's periodic look at the world: its heartbeat, and the
+    /// generations the reloader sent.
+    fn look_around(self: &Rc<Self>) {
+        self.stats.beat();
+        while let Ok(switch) = self.inbox.try_recv() {
+            glommio::spawn_local(self.clone().switch(switch)).detach();
+        }
+    }
+
+    /// Sets up this shard's pools for a new generation, warms them while
+    /// slots are to spare, and serves it from the next request on. The
+    /// replaced generation lives on in the requests that hold it.
+    async fn switch(self: Rc<Self>, Switch { generation, done }: Switch) {
+        let routes = ShardRoutes::new(&generation, &self.shared.runtime, &self.stats, &self.outbound_http);
+        let warmed = routes.warm_up(&self.shared.runtime).await;
+        // The reloader sends generations in order and waits for each; a
+        // late one (a shard that did not answer in time) never goes back.
+        if generation.number > self.routes.borrow().generation().number {
+            *self.routes.borrow_mut() = Rc::new(routes);
+            self.stats.generation.set(generation.number);
+        }
+        let _ = done.send(Switched { shard: self.id, warmed });
+    }
+
     async fn accept_loop(self: Rc<Self>, listener: &TcpListener) {
         let mut backoff = ACCEPT_BACKOFF_MIN;
         loop {
@@ -174,8 +218,9 @@ impl Shard {
                 Ok(stream) => {
                     backoff = ACCEPT_BACKOFF_MIN;
                     let open = self.stats.open_connections.get() as usize;
-                    if open >= self.shared.config.server.max_connections_per_shard {
-                        self.reject(stream);
+                    let limit = self.routes().generation().config.server.max_connections_per_shard;
+                    if open >= limit {
+                        self.reject(stream, limit);
                         continue;
                     }
                     self.clone().serve(stream);
@@ -216,13 +261,13 @@ impl Shard {
 
     /// Over the connection limit: answer 503 and close, without holding up
     /// the accept loop.
-    fn reject(&self, stream: TcpStream) {
+    fn reject(&self, stream: TcpStream, limit: usize) {
         self.stats.rejected_connections.bump();
         if let Some(suppressed) = self.limit_reached.ready() {
             tracing::warn!(
                 shard = self.id,
                 suppressed,
-                limit = self.shared.config.server.max_connections_per_shard,
+                limit,
                 "connection limit reached; refusing new connections"
             );
         }

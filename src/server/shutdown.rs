@@ -8,12 +8,14 @@
 //! exits 1 at once, saying so. The drain waits to be told that the last
 //! request in flight ended (a [`Drain`]), not on a polling loop.
 //!
-//! The control thread also turns SIGUSR1 into a statistics report from
-//! every shard and SIGUSR2 into reopening the access log (logrotate).
+//! The control thread also turns SIGHUP into a reload (`reload.rs`, on the
+//! main thread), SIGUSR1 into a statistics report from every shard and
+//! SIGUSR2 into reopening the access log (logrotate).
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,7 @@ use glommio::channels::local_channel::{self, LocalSender};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::{Handle, Signals};
 
+use super::reload::{Current, Event, ReloadRequest, Trigger};
 use crate::error::StartupError;
 use crate::logging::Logging;
 use crate::stats::{Health, unix_millis};
@@ -51,16 +54,16 @@ impl ShardFlags {
         self.stop_at_ms.store(1, Ordering::Relaxed);
     }
 
-    fn stopping(&self) -> bool {
+    pub fn stopping(&self) -> bool {
         let at = self.stop_at_ms.load(Ordering::Relaxed);
         at != 0 && unix_millis() >= at
     }
 
-    /// Returns when shard `id` must stop accepting. Calls `beat` at every
+    /// Returns when shard `id` must stop accepting. Calls `look` at every
     /// look and `report` on each SIGUSR1.
-    pub async fn until_stop(&self, id: usize, beat: impl Fn(), report: impl Fn()) {
+    pub async fn until_stop(&self, id: usize, look: impl Fn(), report: impl Fn()) {
         loop {
-            beat();
+            look();
             if self.stopping() {
                 return;
             }
@@ -83,7 +86,8 @@ impl Control {
         flags: Arc<ShardFlags>,
         health: Arc<Health>,
         logging: Logging,
-        shutdown_delay: Duration,
+        current: Arc<Current>,
+        events: Sender<Event>,
     ) -> Result<Control, StartupError> {
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGHUP]).map_err(StartupError::Signals)?;
         let handle = signals.handle();
@@ -98,9 +102,14 @@ impl Control {
                             tracing::info!("SIGUSR2: reopening the access log");
                             logging.reopen_access_log();
                         }
-                        // Its default action would end the server (systemd's
-                        // ExecReload sends it): refuse it until reload exists.
-                        SIGHUP => tracing::warn!("SIGHUP: reloading the configuration is not supported yet; ignored"),
+                        SIGHUP => {
+                            let request = ReloadRequest {
+                                trigger: Trigger::Signal,
+                                reply: None,
+                            };
+                            // The reloader is gone once the server stops.
+                            let _ = events.send(Event::Reload(request));
+                        }
                         _ if stopping => {
                             tracing::error!("second stop signal: exiting now; requests in flight are cut");
                             logging.flush();
@@ -109,7 +118,9 @@ impl Control {
                         _ => {
                             stopping = true;
                             health.set_draining();
-                            let delay_ms = shutdown_delay.as_millis() as u64;
+                            let _ = events.send(Event::Stop);
+                            let server = &current.generation().config.server;
+                            let delay_ms = server.timeouts.shutdown_delay.as_millis() as u64;
                             tracing::info!(
                                 shutdown_delay_ms = delay_ms,
                                 "stop signal: /readyz answers 503; draining after the shutdown delay"

@@ -5,7 +5,7 @@
 //! as a trial. Anything wrong with a guest is found here, never at request
 //! time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use wasmtime::component::Component;
@@ -25,9 +25,10 @@ pub enum LoadError {
     Invalid { path: String, message: String },
 }
 
-/// Guests compiled so far at start-up, by content: routes that share a
-/// module (the original samples use one for two routes) compile it once;
-/// with a compile cache on disk, a later start does not compile it at all.
+/// Guests compiled so far, by content: routes that share a module (the
+/// original samples use one for two routes) compile it once, a reload
+/// does not compile again a module it already has, and with a compile
+/// cache on disk a later start does not compile it at all.
 pub struct ModuleCache {
     compiled: HashMap<Sha256Digest, Compiled>,
     disk: Option<CompileCache>,
@@ -39,6 +40,12 @@ impl ModuleCache {
             compiled: HashMap::new(),
             disk,
         }
+    }
+
+    /// Forgets every compiled guest whose module is not in `keep` (after a
+    /// reload: those only replaced generations used).
+    pub fn retain(&mut self, keep: &HashSet<Sha256Digest>) {
+        self.compiled.retain(|digest, _| keep.contains(digest));
     }
 }
 

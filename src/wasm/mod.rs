@@ -94,23 +94,27 @@ struct Linkers {
 pub struct Runtime {
     engine: Engine,
     linkers: Linkers,
+    bounds: engine::Bounds,
+    /// Core-instance slots of the whole pool.
+    total_slots: u64,
 }
 
 impl Runtime {
-    /// The engine for `shards` shards and these routes; `with_components`:
-    /// some route's guest is a component (they need more pool slots).
-    pub fn new(
-        limits: &EngineLimits,
-        shards: usize,
-        routes: &[RouteSpec],
-        with_components: bool,
-    ) -> Result<Runtime, wasmtime::Error> {
-        let engine = engine::build(limits, shards, routes, with_components)?;
+    /// The engine for `shards` shards, its bounds from `limits` (and, for
+    /// an unset table bound, from the routes at start).
+    pub fn new(limits: &EngineLimits, shards: usize, routes: &[RouteSpec]) -> Result<Runtime, wasmtime::Error> {
+        let bounds = engine::Bounds::new(limits, routes);
+        let engine = engine::build(limits, bounds, shards)?;
         let linkers = Linkers {
             module: module::linker(&engine)?,
             component: component::linker(&engine)?,
         };
-        Ok(Runtime { engine, linkers })
+        Ok(Runtime {
+            engine,
+            linkers,
+            bounds,
+            total_slots: engine::total_core_slots(limits, shards),
+        })
     }
 
     /// Compiles (once per module, through `cache`) and checks one route's
@@ -122,7 +126,18 @@ impl Runtime {
         module: &LoadedModule,
         cache: &mut ModuleCache,
     ) -> Result<Arc<Guest>, LoadError> {
+        self.bounds.check(&spec.limits).map_err(|message| LoadError::Invalid {
+            path: spec.source.to_string(),
+            message,
+        })?;
         load::load(&self.engine, &self.linkers, name, spec, module, cache)
+    }
+
+    /// Whether a warm instance may be made now: only while at least half of
+    /// the pool's slots are free, the other half being kept for requests
+    /// (during a reload, two generations' instances share the pool).
+    pub fn may_warm(&self) -> bool {
+        self.live_instances().saturating_mul(2) < self.total_slots
     }
 
     /// Core instances alive in the whole process (all shards), from the
@@ -151,6 +166,17 @@ impl Runtime {
         };
         GuestPool { kind }
     }
+}
+
+/// How a warm-up ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Warmed {
+    /// Every warm instance asked for was prepared (or could not be, and
+    /// that was logged).
+    Done,
+    /// Stopped early: the pool's slots are kept for requests; instances
+    /// are made on demand instead.
+    SlotsShort,
 }
 
 /// A guest's answer to a request.
@@ -225,11 +251,12 @@ impl GuestPool {
     }
 
     /// Prepares the route's `warm_instances`, so the first requests do not
-    /// pay for instantiation.
-    pub async fn warm_up(&self) {
+    /// pay for instantiation, for as long as `may_warm` allows
+    /// ([`Runtime::may_warm`]).
+    pub async fn warm_up(&self, may_warm: &dyn Fn() -> bool) -> Warmed {
         match &self.kind {
-            PoolKind::Module(pool) => pool.warm_up().await,
-            PoolKind::Component(pool) => pool.warm_up().await,
+            PoolKind::Module(pool) => pool.warm_up(may_warm).await,
+            PoolKind::Component(pool) => pool.warm_up(may_warm).await,
         }
     }
 

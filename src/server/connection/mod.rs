@@ -23,6 +23,7 @@ use glommio::net::TcpStream;
 use super::routes::{Handler, Route, ShardRoutes};
 use super::shard::Shard;
 use super::shutdown::AwaitingFirst;
+use crate::config::Timeouts;
 use crate::http::decode::Phase;
 use crate::http::encode::{ResponseMeta, announces_keep_alive};
 use crate::http::{self, Decoded, Decoder, FramingLimits, HttpError, Request, Response};
@@ -37,11 +38,16 @@ use record::Answering;
 pub(super) const FLUSH_AT: usize = 256 << 10;
 
 pub async fn serve<'a>(shard: &'a Shard, stream: TcpStream, awaiting_first: AwaitingFirst<'a>) {
+    // The generation current when the connection opens sets its framing
+    // limits and timeouts for its whole life (a reload applies them to
+    // connections accepted after it).
+    let routes = shard.routes();
+    let generation = routes.generation();
+    let server = &generation.config.server;
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(shard.shared.config.server.timeouts.write));
-    let server = &shard.shared.config.server;
+    let _ = stream.set_write_timeout(Some(server.timeouts.write));
     let limits = FramingLimits {
-        max_body: shard.routes().generation().max_body,
+        max_body: generation.max_body,
         ..server.framing
     };
     let read_buffer = server.read_buffer_bytes.max(server.framing.max_head + 1);
@@ -56,6 +62,7 @@ pub async fn serve<'a>(shard: &'a Shard, stream: TcpStream, awaiting_first: Awai
         end: 0,
         output: Vec::with_capacity(read_buffer),
         decoder: Decoder::new(limits),
+        timeouts: server.timeouts,
         request: Request::default(),
         deadline: None,
         sent: 0,
@@ -64,6 +71,7 @@ pub async fn serve<'a>(shard: &'a Shard, stream: TcpStream, awaiting_first: Awai
         peer,
         awaiting_first: Some(awaiting_first),
     };
+    drop(routes);
     if let Err(e) = connection.run().await {
         tracing::debug!(shard = shard.id, "connection ended: {e}");
     }
@@ -79,6 +87,7 @@ struct Connection<'a> {
     /// Responses not yet written.
     output: Vec<u8>,
     decoder: Decoder,
+    timeouts: Timeouts,
     request: Request,
     /// When the request being received must be complete (`None` between
     /// requests).
@@ -102,7 +111,7 @@ enum Next {
 
 impl<'a> Connection<'a> {
     async fn run(&mut self) -> io::Result<()> {
-        let timeouts = self.shard.shared.config.server.timeouts;
+        let timeouts = self.timeouts;
         loop {
             if let Next::Close = self.answer_buffered().await? {
                 return self.flush().await;
@@ -163,7 +172,7 @@ impl<'a> Connection<'a> {
                     self.start += used;
                     if phase_before == Phase::Head && self.decoder.phase() == Phase::Body {
                         // The head is in: the body has its own budget.
-                        self.deadline = Some(Instant::now() + self.shard.shared.config.server.timeouts.body);
+                        self.deadline = Some(Instant::now() + self.timeouts.body);
                         let routes = self.shard.routes();
                         if let Some(route) = streaming_route(&routes, &self.request) {
                             // This guest takes its body as it arrives.

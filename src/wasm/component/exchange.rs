@@ -31,6 +31,7 @@ use super::state::{ComponentState, Held};
 use crate::config::{GuestLimits, InstancePolicy};
 use crate::http::Request;
 use crate::http::encode::is_framing_header;
+use crate::wasm::Warmed;
 use crate::wasm::deadline::with_deadline;
 use crate::wasm::failure::{InvokeError, classify_trap, instantiate_error};
 use crate::wasm::route::RouteContext;
@@ -92,10 +93,13 @@ impl ComponentPool {
 
     /// Prepares `warm_instances` instances, so the first requests do not
     /// pay for instantiation. Called once when the shard starts.
-    pub async fn warm_up(&self) {
+    pub async fn warm_up(&self, may_warm: &dyn Fn() -> bool) -> Warmed {
         let inner = &self.inner;
         let limits = &inner.context.limits;
         for _ in 0..limits.warm_instances.min(limits.max_concurrency) {
+            if !may_warm() {
+                return Warmed::SlotsShort;
+            }
             match inner.instantiate().await {
                 Ok(instance) => inner.ready.borrow_mut().push(instance),
                 Err(e) => {
@@ -104,6 +108,7 @@ impl ComponentPool {
                 }
             }
         }
+        Warmed::Done
     }
 
     /// Starts the guest on `request`, whose body arrives through `body`.

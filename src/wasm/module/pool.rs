@@ -15,6 +15,7 @@ use super::ModuleGuest;
 use super::invoke::{Instance, Outcome};
 use crate::config::{GuestLimits, InstancePolicy};
 use crate::http::{Request, Response};
+use crate::wasm::Warmed;
 use crate::wasm::failure::InvokeError;
 use crate::wasm::route::RouteContext;
 use crate::wasm::turns::Turns;
@@ -51,9 +52,12 @@ impl ModulePool {
 
     /// Prepares `warm_instances` instances, so the first requests do not
     /// pay for instantiation. Called once when the shard starts.
-    pub async fn warm_up(&self) {
+    pub async fn warm_up(&self, may_warm: &dyn Fn() -> bool) -> Warmed {
         let limits = &self.context.limits;
         for _ in 0..limits.warm_instances.min(limits.max_concurrency) {
+            if !may_warm() {
+                return Warmed::SlotsShort;
+            }
             match Instance::new(&self.engine, &self.guest, &self.context).await {
                 Ok(instance) => self.ready.borrow_mut().push(instance),
                 Err(e) => {
@@ -62,6 +66,7 @@ impl ModulePool {
                 }
             }
         }
+        Warmed::Done
     }
 
     /// Serves one request. Always gives the request back, so the connection
