@@ -10,5 +10,6 @@ mod foundation;
 mod hostile;
 mod isolation;
 mod protocol;
+mod reload;
 mod service;
 mod sources;

@@ -74,6 +74,23 @@ impl Lines {
         }
     }
 
+    /// Waits until `n` lines contain one of `needles`; returns the n-th.
+    pub fn wait_for_nth(&self, needles: &[&str], n: usize, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.lines.lock().unwrap();
+        loop {
+            let mut matching = lines.iter().filter(|l| needles.iter().any(|needle| l.contains(needle)));
+            if let Some(line) = matching.nth(n - 1) {
+                return Some(line.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            lines = self.changed.wait_timeout(lines, deadline - now).unwrap().0;
+        }
+    }
+
     /// The first line containing `needle`, waiting for it: a log line may
     /// reach us after the response that it explains. Panics with the whole
     /// log if it never comes.
@@ -111,9 +128,27 @@ impl TestServer {
         Self::try_start_env(config, args, &[])
     }
 
+    /// Like [`TestServer::start`], with files (name, text) written beside
+    /// the config first.
+    pub fn start_with_files(config: &str, args: &[&str], files: &[(&str, &str)]) -> TestServer {
+        Self::try_start_in(config, args, &[], files).unwrap_or_else(|logs| panic!("server did not start:\n{logs}"))
+    }
+
     /// Like [`TestServer::try_start`], with extra environment variables.
     pub fn try_start_env(config: &str, args: &[&str], env: &[(&str, &str)]) -> Result<TestServer, String> {
+        Self::try_start_in(config, args, env, &[])
+    }
+
+    fn try_start_in(
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        files: &[(&str, &str)],
+    ) -> Result<TestServer, String> {
         let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         let path = dir.path().join("config.toml");
         let text = format!("listen_address = \"127.0.0.1:0\"\n{}", expand(config));
         std::fs::write(&path, text).unwrap();
