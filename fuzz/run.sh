@@ -14,7 +14,7 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 # No sanitizer: the code under test is safe Rust; libFuzzer still catches
 # panics, aborts, timeouts and memory blow-ups, and builds are much faster.
 cargo +nightly fuzz build -s none
-for target in http_decoder config host_abi admin sources; do
+for target in http_decoder config host_abi admin sources reload; do
     mkdir -p "target/corpus/$target"
     echo "--- $target, ${seconds}s"
     cargo +nightly fuzz run -s none "$target" "target/corpus/$target" "corpus/$target" -- \

@@ -6,7 +6,7 @@
 //! with a plain load and store (no read-modify-write shared between cores);
 //! any thread may read it. Route counters are kept by route name, so a
 //! route that keeps its name keeps its counters when its generation is
-//! replaced. A shard writes a [`ShardSnapshot`] as one JSON line on SIGUSR1
+//! replaced; a route a reload removes loses them. A shard writes a [`ShardSnapshot`] as one JSON line on SIGUSR1
 //! and when it stops; the tests and the soak read those lines.
 
 use std::collections::BTreeMap;
@@ -316,6 +316,14 @@ impl ShardStats {
     pub fn route(&self, name: &str) -> Arc<RouteStats> {
         let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
         routes.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Forgets the counters of every route not named (requests still
+    /// running on a replaced generation keep theirs until they end).
+    pub fn keep_routes<'a>(&self, names: impl Iterator<Item = &'a str>) {
+        let keep: std::collections::HashSet<&str> = names.collect();
+        let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        routes.retain(|name, _| keep.contains(name.as_str()));
     }
 
     /// Every route's counters on this shard, by name.

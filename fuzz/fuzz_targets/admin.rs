@@ -8,7 +8,10 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use serverless_wasm::admin::{AdminState, REQUEST_LIMITS, respond};
+use serverless_wasm::admin::{AdminState, REQUEST_LIMITS, ReloadLink, respond};
+use serverless_wasm::config::{self, HandlerSpec};
+use serverless_wasm::server::reload::Current;
+use serverless_wasm::server::routes::{Generation, SharedAnswer, SharedRoute};
 use serverless_wasm::http::encode::{ResponseMeta, write_response};
 use serverless_wasm::http::{Decoded, Decoder, Method, Request, answers, canonical_reason};
 use serverless_wasm::stats::{GuestFailure, Health, OutboundResult, ShardStats};
@@ -39,6 +42,44 @@ fn state() -> AdminState {
         health,
         log_lines_dropped: Arc::new(|| 1),
         access_lines_dropped: Arc::new(|| u64::MAX),
+        reload: Some(reload_link()),
+    }
+}
+
+/// `/config` and `/reload` of a generation of two native routes (no
+/// reloader reads the queue: the listener, not `respond`, hands requests
+/// to it).
+fn reload_link() -> ReloadLink {
+    let text = r#"
+listen_address = "127.0.0.1:0"
+[[applications]]
+name = "say \"hi\""
+method = "GET"
+url_path = "/hi/*"
+static_body = "hi"
+[[applications]]
+method = "POST"
+url_path = "/x"
+static_body = ""
+status = 204
+"#;
+    let config = config::parse(std::path::Path::new("/fuzz/config.toml"), text).expect("the fuzz config is valid");
+    let routes = (config.routes.iter())
+        .map(|route| match &route.handler {
+            HandlerSpec::Static(spec) => SharedRoute::new(route, SharedAnswer::native(spec)),
+            HandlerSpec::Wasm(_) => unreachable!("native routes only"),
+        })
+        .collect();
+    let generation = Generation {
+        number: 7,
+        routes,
+        max_body: 1 << 20,
+        config: Arc::new(config),
+    };
+    ReloadLink {
+        current: Arc::new(Current::new(Arc::new(generation))),
+        events: std::sync::mpsc::channel().0,
+        pending: Arc::default(),
     }
 }
 

@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use serverless_wasm::config;
 use serverless_wasm::http::{Decoder, FramingLimits, Request};
 use serverless_wasm::server::routes::SharedAnswer;
-use serverless_wasm::server::{self, Shared};
+use serverless_wasm::server::{self, Prepared};
 use serverless_wasm::wasm::{GuestPool, ShardHttp};
 
 /// An echo backend the guest may connect to (op 15), on a thread.
@@ -35,9 +35,9 @@ fn backend() -> String {
     addr
 }
 
-fn shared() -> &'static Shared {
-    static SHARED: OnceLock<Shared> = OnceLock::new();
-    SHARED.get_or_init(|| {
+fn prepared() -> &'static Prepared {
+    static PREPARED: OnceLock<Prepared> = OnceLock::new();
+    PREPARED.get_or_init(|| {
         let backend = backend();
         let guest = Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/abi_fuzz.wat");
         let text = format!(
@@ -65,11 +65,11 @@ thread_local! {
         glommio::LocalExecutorBuilder::default().io_memory(1 << 20).make().expect("executor");
     /// Leaked so requests can borrow it across awaits; one per fuzzing thread.
     static POOL: &'static GuestPool = {
-        let shared = shared();
-        let route = &shared.generation.routes[0];
+        let prepared = prepared();
+        let route = &prepared.generation.routes[0];
         let SharedAnswer::Guest { guest, spec, .. } = &route.answer else { unreachable!("a wasm route") };
         let http = ShardHttp::new().expect("shard runtime");
-        Box::leak(Box::new(shared.runtime.pool(guest, &route.name, spec, Default::default(), &http)))
+        Box::leak(Box::new(prepared.shared.runtime.pool(guest, &route.name, spec, Default::default(), &http)))
     };
 }
 

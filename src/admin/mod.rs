@@ -24,6 +24,7 @@ mod metrics;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SendError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -60,6 +61,8 @@ pub struct ReloadLink {
     /// The reloader's queue: a `POST /reload` hands its connection over
     /// with its request, and the reloader answers it when done.
     pub events: Sender<Event>,
+    /// `POST /reload` requests handed over and not answered yet.
+    pub pending: Arc<AtomicUsize>,
 }
 
 /// The admin endpoints take no body worth the name: small bounds keep a
@@ -113,40 +116,63 @@ fn answer(mut stream: TcpStream, state: &AdminState, date: &DateCache) -> io::Re
     let deadline = Instant::now() + IO_TIMEOUT;
     let mut request = Request::default();
     let received = read_request(&mut stream, &mut request, deadline);
+    if let (Ok(()), Some(link)) = (&received, &state.reload)
+        && endpoints::asks_reload(&request)
+    {
+        hand_over_reload(stream, link);
+        return Ok(());
+    }
     let date = date.now();
     let mut out = Vec::new();
     match received {
-        Ok(()) if endpoints::asks_reload(&request) && state.reload.is_some() => {
-            return hand_over_reload(stream, state.reload.as_ref(), request.method() == Method::Head);
-        }
         Ok(()) => {
             let response = respond(state, &request, unix_millis());
-            let meta = ResponseMeta {
-                date: &date,
-                head_only: request.method() == Method::Head,
-                keep_alive: false,
-                extra_headers: &[],
-            };
-            write_response(&mut out, &response, &meta);
+            write_response(&mut out, &response, &closing(&date, request.method() == Method::Head));
         }
         Err(Unanswerable::Refused(error)) => answers::write_http_error(&mut out, error, &date),
         Err(Unanswerable::Gone(e)) => return Err(e),
     }
+    send_and_close(stream, &out)
+}
+
+/// Every admin answer closes its connection.
+fn closing(date: &[u8], head_only: bool) -> ResponseMeta<'_> {
+    ResponseMeta {
+        date,
+        head_only,
+        keep_alive: false,
+        extra_headers: &[],
+    }
+}
+
+fn send_and_close(mut stream: TcpStream, out: &[u8]) -> io::Result<()> {
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    stream.write_all(&out)?;
+    stream.write_all(out)?;
     stream.shutdown(Shutdown::Write)
 }
+
+/// Reload requests waiting for the reloader, with their connections, at
+/// most: past it a `POST /reload` is answered 503 at once, so a client
+/// that loops on it cannot pile up connections while a long reload runs.
+const MAX_PENDING_RELOADS: usize = 16;
 
 /// Queues a reload whose outcome answers the connection: the reload may
 /// take a while (fetching, compiling), and health checks and scrapes must
 /// not wait behind it, so this thread goes back to its other clients.
-fn hand_over_reload(stream: TcpStream, link: Option<&ReloadLink>, head_only: bool) -> io::Result<()> {
-    let Some(link) = link else { return Ok(()) };
+fn hand_over_reload(stream: TcpStream, link: &ReloadLink) {
+    let running = link.current.generation().number;
+    let pending = link.pending.clone();
+    if pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_RELOADS {
+        pending.fetch_sub(1, Ordering::Relaxed);
+        let busy = endpoints::json(
+            503,
+            "{\"outcome\":\"rejected\",\"error\":{\"message\":\"too many reloads waiting\"}}\n".into(),
+        );
+        return write_reload_answer(stream, &busy);
+    }
     let answer = move |outcome: &Outcome| {
-        let response = endpoints::json(outcome.status(), outcome.to_json());
-        if let Err(e) = write_answer(stream, &response, head_only) {
-            tracing::debug!("cannot answer POST /reload: {e}");
-        }
+        pending.fetch_sub(1, Ordering::Relaxed);
+        write_reload_answer(stream, &endpoints::json(outcome.status(), outcome.to_json()));
     };
     let request = ReloadRequest {
         trigger: Trigger::Admin,
@@ -155,30 +181,21 @@ fn hand_over_reload(stream: TcpStream, link: Option<&ReloadLink>, head_only: boo
     if let Err(SendError(Event::Reload(request))) = link.events.send(Event::Reload(request)) {
         // The reloader is gone: the server is stopping. The request came
         // back with its connection, which is answered so.
-        let running = link.current.generation().number;
         request
             .reply
             .into_iter()
             .for_each(|reply| reply(&Outcome::stopping(running)));
     }
-    Ok(())
 }
 
-/// Writes `response` and closes the connection.
-fn write_answer(mut stream: TcpStream, response: &Response, head_only: bool) -> io::Result<()> {
+/// Writes a `POST /reload` answer (on the reloader's thread, or here).
+fn write_reload_answer(stream: TcpStream, response: &Response) {
     let date = DateCache::default();
-    let date = date.now();
-    let meta = ResponseMeta {
-        date: &date,
-        head_only,
-        keep_alive: false,
-        extra_headers: &[],
-    };
     let mut out = Vec::new();
-    write_response(&mut out, response, &meta);
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    stream.write_all(&out)?;
-    stream.shutdown(Shutdown::Write)
+    write_response(&mut out, response, &closing(&date.now(), false));
+    if let Err(e) = send_and_close(stream, &out) {
+        tracing::debug!("cannot answer POST /reload: {e}");
+    }
 }
 
 /// Why no request came in.

@@ -59,7 +59,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let ctx = Ctx { path, text };
     let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
         let at = e.span().map(|s| ctx.locate(s.start)).unwrap_or_default();
-        ctx.error_at(at, "config", e.message().to_string())
+        ctx.error_at(at, "config", without_values(e.message()))
     })?;
 
     let listen_address = resolve_listen_address(&ctx, &raw.listen_address, "listen_address")?;
@@ -108,6 +108,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         admin,
         sources,
     })
+}
+
+/// serde's type errors quote the value they found ("invalid type: integer
+/// `1234`, expected a string"); under `env` that value may be a secret,
+/// and these messages are logged and answered to `POST /reload`. The
+/// location and key say where it is; the value is left out.
+fn without_values(message: &str) -> String {
+    let mut message = message.to_string();
+    for marker in ["invalid type: ", "invalid value: "] {
+        let Some(at) = message.find(marker).map(|i| i + marker.len()) else {
+            continue;
+        };
+        let rest = &message[at..];
+        if let (Some(open), Some(close)) = (rest.find(" `"), rest.rfind("`, expected")) {
+            if open < close {
+                message = format!("{}{}", &message[..at + open], &rest[close + 1..]);
+            }
+        }
+    }
+    message
 }
 
 /// Positions and messages for one config file.

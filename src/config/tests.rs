@@ -282,3 +282,12 @@ fn the_admin_listener_needs_a_socket_of_its_own() {
         assert!(parse_ok(&text).admin.is_some(), "{public} and {admin}");
     }
 }
+
+#[test]
+fn type_errors_do_not_quote_the_value() {
+    let text = "listen_address = \"127.0.0.1:0\"\n[[applications]]\nmethod = \"GET\"\nurl_path = \"/x\"\nfile_path = \"x.wasm\"\nenv = { pin = 987654 }\n";
+    let error = parse(Path::new("c.toml"), text).unwrap_err().to_string();
+    assert!(error.contains("invalid type: integer, expected a string"), "{error}");
+    assert!(!error.contains("987654"), "{error}");
+    assert!(error.starts_with("c.toml:6:"), "{error}");
+}

@@ -43,6 +43,17 @@ pub fn build(
                     let names: Vec<String> = spec.outbound.allowed.iter().map(|e| e.to_string()).collect();
                     tracing::info!(route = %route.name, "no allowed_outbound: allowing the backend address(es) in its env: {}", names.join(", "));
                 }
+                if let Err((key, message)) = runtime.check_bounds(spec) {
+                    return Err(located(
+                        &config,
+                        route,
+                        key,
+                        LoadError::Invalid {
+                            path: spec.source.to_string(),
+                            message,
+                        },
+                    ));
+                }
                 // gather() loaded every wasm route's module.
                 let module = modules.get(spec).ok_or_else(|| {
                     let missing = LoadError::Invalid {
@@ -83,6 +94,12 @@ pub fn build(
 
 /// A route's guest failed to load: located at its `file_path`.
 fn guest_error(config: &Config, route: &RouteSpec, source: LoadError) -> StartupError {
+    located(config, route, "file_path", source)
+}
+
+/// A route's guest cannot serve because of its `key` (located at the
+/// route's `file_path`, the one place of a wasm route kept).
+fn located(config: &Config, route: &RouteSpec, key: &str, source: LoadError) -> StartupError {
     let at = match &route.handler {
         HandlerSpec::Wasm(spec) => spec.file_at,
         HandlerSpec::Static(_) => route.at,
@@ -90,7 +107,7 @@ fn guest_error(config: &Config, route: &RouteSpec, source: LoadError) -> Startup
     StartupError::Guest(Box::new(GuestError {
         path: config.source.clone(),
         at,
-        key: format!("applications[{}].file_path", route.index),
+        key: format!("applications[{}].{key}", route.index),
         route: route.name.clone(),
         source,
     }))

@@ -164,6 +164,7 @@ pub fn run(
         let link = ReloadLink {
             current: current.clone(),
             events: events.clone(),
+            pending: Arc::default(),
         };
         start_admin(admin.listen_address, &stats, &health, &logging, link)?;
     }
@@ -176,6 +177,14 @@ pub fn run(
         events.clone(),
     )?;
 
+    // Before the shards: a watch that cannot start stops the start, not a
+    // server already taking traffic.
+    let watcher = if options.watch {
+        let watcher = watch::Watcher::start(&generation.config, events.clone());
+        Some(watcher.map_err(|e| StartupError::Watch(e.to_string()))?)
+    } else {
+        None
+    };
     let shared = Arc::new(shared);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut handles = Vec::with_capacity(placement.len());
@@ -232,16 +241,11 @@ pub fn run(
     }
     health.set_started();
     tracing::info!(shards = placement.len(), "listening on {bound}");
-    let watcher = if options.watch {
-        let watcher = watch::Watcher::start(&current.generation().config, events.clone());
-        Some(watcher.map_err(|e| StartupError::Watch(e.to_string()))?)
-    } else {
-        None
-    };
     // Only the senders of the control and admin threads and the watcher
     // are left: the queue ends with them.
     drop(events);
     Reloader {
+        last_number: current.generation().number,
         path: options.config_path,
         shared: shared.clone(),
         cache,

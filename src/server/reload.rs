@@ -14,7 +14,6 @@
 //! them. The reload is over when every shard has said so. A rejected
 //! reload changes nothing.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,9 +36,15 @@ use crate::wasm::{ModuleCache, Warmed};
 /// (an editor writes, renames, touches) before reloading once.
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(300);
 
+/// However often a watched file changes, a reload starts this long after
+/// the first change at the latest.
+const WATCH_DEBOUNCE_MAX: Duration = Duration::from_secs(3);
+
 /// How long shards may take to set up and swap in a generation (pools and
 /// warm instances) before the reload is reported incomplete.
 const SWITCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// While waiting for the shards, how often the reloader looks for a stop.
+const STOP_LOOK: Duration = Duration::from_millis(100);
 
 /// What the main thread is asked to do while the shards serve.
 pub enum Event {
@@ -286,6 +291,9 @@ pub struct Reloader {
     pub flags: Arc<ShardFlags>,
     /// With `--watch`: told which files to watch after each reload.
     pub watcher: Option<Watcher>,
+    /// The number of the last generation built. Numbers are never reused,
+    /// even for a generation some shards got and others did not.
+    pub last_number: u64,
 }
 
 impl Reloader {
@@ -295,18 +303,19 @@ impl Reloader {
             let mut batch = Batch::default();
             batch.add(first);
             // Requests that queued up meanwhile share one reload; after a
-            // file change, wait for the writes to settle.
+            // file change, wait for the writes to settle (a file written
+            // without pause still reloads within WATCH_DEBOUNCE_MAX).
+            let settle_by = Instant::now() + WATCH_DEBOUNCE_MAX;
             loop {
-                let next = if batch.files_changed {
-                    events
-                        .recv_timeout(WATCH_DEBOUNCE)
-                        .map_err(|e| e == RecvTimeoutError::Disconnected)
+                let next = if batch.files_changed && !batch.stop {
+                    let wait = WATCH_DEBOUNCE.min(settle_by.saturating_duration_since(Instant::now()));
+                    events.recv_timeout(wait).ok()
                 } else {
-                    events.try_recv().map_err(|e| e == mpsc::TryRecvError::Disconnected)
+                    events.try_recv().ok()
                 };
                 match next {
-                    Ok(event) => batch.add(event),
-                    Err(_) => break,
+                    Some(event) => batch.add(event),
+                    None => break,
                 }
             }
             if batch.stop {
@@ -326,6 +335,7 @@ impl Reloader {
         let running = self.current.generation();
         tracing::info!(trigger = trigger.as_str(), "reloading {}", self.path.display());
         let outcome = match self.prepare(&running) {
+            Ok(_) if self.flags.stop_requested() => Outcome::stopping(running.number),
             Ok((generation, changes)) => self.switch(Arc::new(generation), changes, started),
             Err(error) => Outcome::Rejected {
                 generation: running.number,
@@ -334,10 +344,10 @@ impl Reloader {
         };
         // Compiled guests only a rejected or replaced generation used go.
         let current = self.current.generation();
-        let digests: HashSet<_> = (current.routes.iter())
-            .filter_map(|r| current.module_digest(&r.name))
-            .collect();
-        self.cache.retain(&digests);
+        self.cache.retain(&current.module_digests().collect());
+        if let Some(watcher) = &mut self.watcher {
+            watcher.watch(&current.config);
+        }
         match &outcome {
             Outcome::Applied {
                 generation,
@@ -359,9 +369,6 @@ impl Reloader {
                         shards = ?warm_up_skipped,
                         "warm-up skipped: instance slots are kept for requests; instances are made on demand"
                     );
-                }
-                if let Some(watcher) = &mut self.watcher {
-                    watcher.watch(&current.config);
                 }
             }
             Outcome::Rejected { generation, error } => tracing::error!(
@@ -396,7 +403,7 @@ impl Reloader {
         let routes = RouteChanges::between(&running.config.routes, &config.routes);
         let generation = generation::build(
             config,
-            running.number + 1,
+            self.last_number + 1,
             &self.shared.runtime,
             &mut self.cache,
             &Progress::new(),
@@ -414,49 +421,55 @@ impl Reloader {
             modules_replaced,
             changed: routes.changed,
         };
+        self.last_number = generation.number;
         Ok((generation, changes))
     }
 
     /// Sends `generation` to every shard and waits until all serve it.
     fn switch(&mut self, generation: Arc<Generation>, changes: Changes, started: Instant) -> Outcome {
         let number = generation.number;
-        let running = self.current.generation().number;
-        if self.flags.stopping() {
-            return Outcome::stopping(running);
+        if self.flags.stop_requested() {
+            return Outcome::stopping(self.current.generation().number);
         }
         let (done, confirmations) = mpsc::channel();
         let mut waiting: Vec<usize> = Vec::new();
+        let mut gone: Vec<usize> = Vec::new();
         for (shard, mailbox) in self.shards.iter().enumerate() {
             let switch = Switch {
                 generation: generation.clone(),
                 done: done.clone(),
             };
-            if mailbox.send(switch).is_ok() {
-                waiting.push(shard);
+            match mailbox.send(switch) {
+                Ok(()) => waiting.push(shard),
+                Err(_) => gone.push(shard),
             }
         }
         drop(done);
-        if waiting.len() < self.shards.len() {
-            // A shard's mailbox is gone only once it stopped.
-            return Outcome::stopping(running);
-        }
+        // Shards that got it switch whatever happens next: from here on it
+        // is the current generation.
+        self.current.set(generation);
         let deadline = Instant::now() + SWITCH_TIMEOUT;
         let mut warm_up_skipped = Vec::new();
-        while !waiting.is_empty() {
-            match confirmations.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        while !waiting.is_empty() && Instant::now() < deadline {
+            // A draining shard no longer reads its inbox: a stop ends the
+            // wait, so that the process is not held up by it.
+            if self.flags.stop_requested() {
+                break;
+            }
+            match confirmations.recv_timeout(STOP_LOOK.min(deadline.saturating_duration_since(Instant::now()))) {
                 Ok(switched) => {
                     waiting.retain(|&s| s != switched.shard);
                     if switched.warmed == Warmed::SlotsShort {
                         warm_up_skipped.push(switched.shard);
                     }
                 }
-                Err(_) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        // Shards that did not answer switch when their loop next runs: the
-        // generation is the current one either way.
-        self.current.set(generation);
+        waiting.extend(gone);
         if !waiting.is_empty() {
+            waiting.sort_unstable();
             return Outcome::Incomplete {
                 generation: number,
                 waiting,

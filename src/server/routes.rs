@@ -35,10 +35,12 @@ impl Generation {
         self.routes
             .iter()
             .find(|r| r.name == name)
-            .and_then(|r| match &r.answer {
-                SharedAnswer::Guest { digest, .. } => Some(*digest),
-                SharedAnswer::Static(_) => None,
-            })
+            .and_then(SharedRoute::module_digest)
+    }
+
+    /// The digests of every route's module.
+    pub fn module_digests(&self) -> impl Iterator<Item = Sha256Digest> + '_ {
+        self.routes.iter().filter_map(SharedRoute::module_digest)
     }
 }
 
@@ -76,6 +78,13 @@ impl SharedAnswer {
 }
 
 impl SharedRoute {
+    fn module_digest(&self) -> Option<Sha256Digest> {
+        match &self.answer {
+            SharedAnswer::Guest { digest, .. } => Some(*digest),
+            SharedAnswer::Static(_) => None,
+        }
+    }
+
     pub fn new(spec: &RouteSpec, answer: SharedAnswer) -> SharedRoute {
         SharedRoute {
             name: spec.name.clone(),

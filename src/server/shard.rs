@@ -23,7 +23,7 @@ use super::{Shared, connection, listener};
 use crate::http::{self, DateCache};
 use crate::logging::{AccessLogger, Logging};
 use crate::stats::{ShardState, ShardStats};
-use crate::wasm::ShardHttp;
+use crate::wasm::{ShardHttp, Warmed};
 
 /// glommio's registered-buffer pool is for file I/O, which we do not do.
 const IO_MEMORY: usize = 1 << 20;
@@ -191,7 +191,19 @@ impl Shard {
     /// generations the reloader sent.
     fn look_around(self: &Rc<Self>) {
         self.stats.beat();
+        // Only the newest generation sent is worth setting up (several wait
+        // only if this shard was too busy to look for a while); the older
+        // ones are confirmed as passed over.
+        let mut newest: Option<Switch> = None;
         while let Ok(switch) = self.inbox.try_recv() {
+            if let Some(older) = newest.replace(switch) {
+                let _ = older.done.send(Switched {
+                    shard: self.id,
+                    warmed: Warmed::Done,
+                });
+            }
+        }
+        if let Some(switch) = newest {
             glommio::spawn_local(self.clone().switch(switch)).detach();
         }
     }
@@ -207,6 +219,10 @@ impl Shard {
         if generation.number > self.routes.borrow().generation().number {
             *self.routes.borrow_mut() = Rc::new(routes);
             self.stats.generation.set(generation.number);
+            // A removed route's counters go with it (their series end in
+            // /metrics), so that names used once do not pile up.
+            self.stats
+                .keep_routes(generation.routes.iter().map(|r| r.name.as_str()));
         }
         let _ = done.send(Switched { shard: self.id, warmed });
     }

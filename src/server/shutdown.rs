@@ -54,7 +54,13 @@ impl ShardFlags {
         self.stop_at_ms.store(1, Ordering::Relaxed);
     }
 
-    pub fn stopping(&self) -> bool {
+    /// A stop signal arrived (the shards may still be in their shutdown
+    /// delay).
+    pub fn stop_requested(&self) -> bool {
+        self.stop_at_ms.load(Ordering::Relaxed) != 0
+    }
+
+    fn stopping(&self) -> bool {
         let at = self.stop_at_ms.load(Ordering::Relaxed);
         at != 0 && unix_millis() >= at
     }

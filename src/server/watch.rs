@@ -62,7 +62,12 @@ impl Watcher {
             .chain(modules)
             .filter_map(|p| std::path::absolute(p).ok())
             .collect();
-        for directory in files.iter().filter_map(|f| f.parent()) {
+        let needed: HashSet<PathBuf> = files.iter().filter_map(|f| f.parent()).map(Path::to_path_buf).collect();
+        for directory in self.directories.difference(&needed) {
+            let _ = self.watcher.unwatch(directory);
+        }
+        self.directories.retain(|d| needed.contains(d));
+        for directory in &needed {
             if !self.directories.contains(directory) {
                 self.add_directory(directory);
             }

@@ -49,19 +49,26 @@ impl Bounds {
         }
     }
 
-    /// Why `limits` does not fit in these bounds, if it does not.
-    pub fn check(&self, limits: &GuestLimits) -> Result<(), String> {
+    /// Why `limits` does not fit in these bounds, if it does not: the
+    /// route's setting at fault and the reason.
+    pub fn check(&self, limits: &GuestLimits) -> Result<(), (&'static str, String)> {
         if limits.memory_limit > self.max_memory {
-            return Err(format!(
-                "memory_limit {} KiB is more than the engine's bound of {} KiB ([server] max_memory_limit; changing it needs a restart)",
-                limits.memory_limit >> 10,
-                self.max_memory >> 10
+            return Err((
+                "memory_limit",
+                format!(
+                    "memory_limit {} KiB is more than the engine's bound of {} KiB ([server] max_memory_limit; changing it needs a restart)",
+                    limits.memory_limit >> 10,
+                    self.max_memory >> 10
+                ),
             ));
         }
         if limits.table_elements_limit > self.max_table_elements {
-            return Err(format!(
-                "table_elements_limit {} is more than the engine's bound of {} ([server] max_table_elements; changing it needs a restart)",
-                limits.table_elements_limit, self.max_table_elements
+            return Err((
+                "table_elements_limit",
+                format!(
+                    "table_elements_limit {} is more than the engine's bound of {} ([server] max_table_elements; changing it needs a restart)",
+                    limits.table_elements_limit, self.max_table_elements
+                ),
             ));
         }
         Ok(())
@@ -106,7 +113,17 @@ pub fn build(limits: &EngineLimits, bounds: Bounds, shards: usize) -> Result<Eng
     Engine::new(&config)
 }
 
-/// Core-instance slots of the whole process.
-pub fn total_core_slots(limits: &EngineLimits, shards: usize) -> u64 {
-    u64::from(limits.instance_slots_per_shard) * shards as u64 * u64::from(CORE_SLOTS_PER_COMPONENT)
+/// Instance slots of the whole process: components and stacks; core
+/// instances and memories are [`CORE_SLOTS_PER_COMPONENT`] times as many.
+pub fn total_slots(limits: &EngineLimits, shards: usize) -> u64 {
+    u64::from(limits.instance_slots_per_shard) * shards as u64
+}
+
+/// Whether at least half of every kind of pool slot is free.
+pub fn half_free(engine: &Engine, slots: u64) -> bool {
+    let Some(used) = engine.pooling_allocator_metrics() else {
+        return true;
+    };
+    let parts = slots * u64::from(CORE_SLOTS_PER_COMPONENT);
+    used.core_instances() * 2 < parts && used.memories() as u64 * 2 < parts && used.component_instances() * 2 < slots
 }

@@ -95,7 +95,7 @@ pub struct Runtime {
     engine: Engine,
     linkers: Linkers,
     bounds: engine::Bounds,
-    /// Core-instance slots of the whole pool.
+    /// Instance slots of the whole pool.
     total_slots: u64,
 }
 
@@ -113,7 +113,7 @@ impl Runtime {
             engine,
             linkers,
             bounds,
-            total_slots: engine::total_core_slots(limits, shards),
+            total_slots: engine::total_slots(limits, shards),
         })
     }
 
@@ -126,10 +126,6 @@ impl Runtime {
         module: &LoadedModule,
         cache: &mut ModuleCache,
     ) -> Result<Arc<Guest>, LoadError> {
-        self.bounds.check(&spec.limits).map_err(|message| LoadError::Invalid {
-            path: spec.source.to_string(),
-            message,
-        })?;
         load::load(&self.engine, &self.linkers, name, spec, module, cache)
     }
 
@@ -137,7 +133,13 @@ impl Runtime {
     /// the pool's slots are free, the other half being kept for requests
     /// (during a reload, two generations' instances share the pool).
     pub fn may_warm(&self) -> bool {
-        self.live_instances().saturating_mul(2) < self.total_slots
+        engine::half_free(&self.engine, self.total_slots)
+    }
+
+    /// Why `spec`'s limits do not fit in the engine's bounds, if they do not:
+    /// the setting at fault and the reason.
+    pub fn check_bounds(&self, spec: &WasmSpec) -> Result<(), (&'static str, String)> {
+        self.bounds.check(&spec.limits)
     }
 
     /// Core instances alive in the whole process (all shards), from the

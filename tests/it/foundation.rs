@@ -1,5 +1,6 @@
 //! The sample configuration, the original ABI, routing and shards.
 
+use crate::harness::process::signal;
 use crate::harness::{Client, TestServer, samples_dir};
 
 /// The sample config as shipped, moved to port 0 with absolute guest paths.
@@ -297,6 +298,15 @@ fn the_process_runs_exactly_the_documented_threads() {
         "{:?}",
         without_admin.process.thread_names()
     );
+    // --watch adds notify's inotify reader; reloads run on the main thread
+    // and add none, however many there are.
+    let watching = TestServer::start(&without, &["--shards", "1", "--watch"]);
+    watching.logs().expect("watching ");
+    signal(watching.process.pid(), libc::SIGHUP);
+    watching.logs().expect("generation 2 active on all shards");
+    let names = watching.process.thread_names();
+    assert_eq!(names.len(), 3 + 2 + 1, "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("notify")), "{names:?}");
 }
 
 #[test]
