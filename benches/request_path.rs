@@ -23,13 +23,13 @@ use serverless_wasm::http::encode::ResponseMeta;
 use serverless_wasm::http::{Decoder, FramingLimits, Request, Response, write_response};
 use serverless_wasm::router::{Lookup, Router};
 use serverless_wasm::server::routes::SharedAnswer;
-use serverless_wasm::server::{self, Shared};
+use serverless_wasm::server::{self, Prepared};
 use serverless_wasm::wasm::{Answer, GuestPool, ShardHttp};
 
 const GET: &[u8] =
     b"GET /hello HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n";
 
-fn config() -> Shared {
+fn config() -> Prepared {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/guests");
     let route = |path: &str, file: &str, extra: &str| {
         format!(
@@ -60,7 +60,7 @@ fn config() -> Shared {
     server::prepare(config, 1).expect("bench guests load")
 }
 
-fn pool(shared: &Shared, path: &str) -> GuestPool {
+fn pool(shared: &Prepared, path: &str) -> GuestPool {
     let route = shared
         .generation
         .routes
@@ -71,7 +71,10 @@ fn pool(shared: &Shared, path: &str) -> GuestPool {
         panic!("{path} is not wasm")
     };
     let http = ShardHttp::new().expect("shard runtime");
-    shared.runtime.pool(guest, &route.name, spec, Default::default(), &http)
+    shared
+        .shared
+        .runtime
+        .pool(guest, &route.name, spec, Default::default(), &http)
 }
 
 fn decoded_request() -> Request {

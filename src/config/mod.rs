@@ -121,10 +121,10 @@ fn without_values(message: &str) -> String {
             continue;
         };
         let rest = &message[at..];
-        if let (Some(open), Some(close)) = (rest.find(" `"), rest.rfind("`, expected")) {
-            if open < close {
-                message = format!("{}{}", &message[..at + open], &rest[close + 1..]);
-            }
+        if let (Some(open), Some(close)) = (rest.find(" `"), rest.rfind("`, expected"))
+            && open < close
+        {
+            message = format!("{}{}", &message[..at + open], &rest[close + 1..]);
         }
     }
     message

@@ -13,6 +13,14 @@ use crate::harness::client::format_request;
 use crate::harness::process::signal;
 use crate::harness::{Client, TestServer};
 
+/// The reload tests drive servers under continuous load: one at a time, so
+/// that on a 2-core machine they do not starve each other's clients.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A core module answering `text` (written as WAT: no toolchain needed).
 fn module_answering(text: &str) -> String {
     format!(
@@ -224,6 +232,7 @@ impl Reloading {
 /// 20 reloads (add a route, remove it, replace a module, change a limit,
 /// and one bad configuration) under continuous keep-alive load.
 fn reloads_under_load(trigger: Trigger) {
+    let _alone = one_at_a_time();
     let mut server = Reloading::start(trigger);
     let load = Load::start(&server.server, 4);
     let body = vec![b'x'; 100];
@@ -410,6 +419,7 @@ env = { greeting = "s3cr3t-value", password = "hunter2-password" }
 
 #[test]
 fn fifty_module_replacements_leave_only_the_current_generation_alive() {
+    let _alone = one_at_a_time();
     let mut server = Reloading::start(Trigger::Admin);
     let shards = 2;
     let reused = |text: &str| {
