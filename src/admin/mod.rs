@@ -160,7 +160,6 @@ const MAX_PENDING_RELOADS: usize = 16;
 /// take a while (fetching, compiling), and health checks and scrapes must
 /// not wait behind it, so this thread goes back to its other clients.
 fn hand_over_reload(stream: TcpStream, link: &ReloadLink) {
-    let running = link.current.generation().number;
     let pending = link.pending.clone();
     if pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_RELOADS {
         pending.fetch_sub(1, Ordering::Relaxed);
@@ -181,6 +180,7 @@ fn hand_over_reload(stream: TcpStream, link: &ReloadLink) {
     if let Err(SendError(Event::Reload(request))) = link.events.send(Event::Reload(request)) {
         // The reloader is gone: the server is stopping. The request came
         // back with its connection, which is answered so.
+        let running = link.current.generation().number;
         request
             .reply
             .into_iter()

@@ -74,7 +74,7 @@ impl RouteChanges {
             }
         }
         changes.removed = (old.iter())
-            .filter(|r| find(new, &r.name).is_none())
+            .filter(|r| !new.iter().any(|n| n.name == r.name))
             .map(|r| r.name.clone())
             .collect();
         changes

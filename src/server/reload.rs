@@ -391,13 +391,13 @@ impl Reloader {
         // Compared with the start's: those are the ones in force.
         let restart_only = config::restart_only_changes(&self.shared.config, &config);
         if !restart_only.is_empty() {
+            let keys = restart_only.join(", ");
+            let message =
+                format!("{keys} changed: these settings apply only when the server starts; restart it to change them");
             return Err(ReloadError {
-                key: Some(restart_only.join(", ")),
+                key: Some(keys),
                 file: Some(self.path.display().to_string()),
-                ..ReloadError::unlocated(format!(
-                    "{} changed: these settings apply only when the server starts; restart it to change them",
-                    restart_only.join(", ")
-                ))
+                ..ReloadError::unlocated(message)
             });
         }
         let routes = RouteChanges::between(&running.config.routes, &config.routes);
@@ -428,9 +428,6 @@ impl Reloader {
     /// Sends `generation` to every shard and waits until all serve it.
     fn switch(&mut self, generation: Arc<Generation>, changes: Changes, started: Instant) -> Outcome {
         let number = generation.number;
-        if self.flags.stop_requested() {
-            return Outcome::stopping(self.current.generation().number);
-        }
         let (done, confirmations) = mpsc::channel();
         let mut waiting: Vec<usize> = Vec::new();
         let mut gone: Vec<usize> = Vec::new();
