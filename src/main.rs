@@ -211,9 +211,7 @@ fn print_summary(generation: &Generation, placement: &[usize]) {
             SharedAnswer::Guest { guest, spec: w, digest } => {
                 let instance = match w.limits.instance {
                     InstancePolicy::Fresh => "fresh".to_string(),
-                    InstancePolicy::Reuse { max_requests } => {
-                        format!("reuse (max {max_requests} requests)")
-                    }
+                    InstancePolicy::Reuse { .. } => format!("reuse ({})", guest.reuse_quota(&w.limits)),
                 };
                 let entry = if guest.has_named_entry() {
                     format!(" export {:?}", w.function)

@@ -49,9 +49,13 @@ fn route(route: &SharedRoute) -> Value {
 
 fn wasm(spec: &WasmSpec) -> Value {
     let limits = &spec.limits;
-    let (instance, max_requests) = match limits.instance {
-        InstancePolicy::Fresh => ("fresh", None),
-        InstancePolicy::Reuse { max_requests } => ("reuse", Some(max_requests)),
+    // `None` in reuse mode: the guest kind's default.
+    let (instance, max_requests, max_concurrent) = match limits.instance {
+        InstancePolicy::Fresh => ("fresh", None, None),
+        InstancePolicy::Reuse {
+            max_requests,
+            max_concurrent,
+        } => ("reuse", max_requests, max_concurrent),
     };
     let outbound = &spec.outbound;
     let allowed: Value = if outbound.allowed_from_env {
@@ -65,6 +69,7 @@ fn wasm(spec: &WasmSpec) -> Value {
         "env_keys": spec.env.keys().collect::<Vec<_>>(),
         "instance": instance,
         "max_requests_per_instance": max_requests,
+        "max_concurrent_requests_per_instance": max_concurrent,
         "fuel": limits.fuel,
         "timeout_ms": limits.timeout.as_millis() as u64,
         "memory_limit": limits.memory_limit,

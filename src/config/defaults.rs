@@ -96,6 +96,12 @@ pub const DEFAULT_MAX_LOG_BYTES: usize = 16 << 10;
 pub const MAX_LOG_LINE: usize = 1024;
 /// Requests one reused instance serves before it is replaced.
 pub const DEFAULT_MAX_REQUESTS_PER_INSTANCE: u64 = 10_000;
+/// The same for a WASI 0.3 component, whose instance serves requests
+/// concurrently: `wasmtime serve`'s default.
+pub const DEFAULT_MAX_REQUESTS_PER_P3_INSTANCE: u64 = 128;
+/// Requests one reused WASI 0.3 instance serves at once (`wasmtime serve`'s
+/// default).
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS_PER_INSTANCE: usize = 16;
 /// Requests of one route in flight on one shard.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
 /// Requests of one route waiting on one shard when all are busy.

@@ -236,8 +236,24 @@ pub enum InstancePolicy {
     Fresh,
     /// An instance serves up to `max_requests` requests, keeping its memory
     /// and globals between them, unless it traps, runs out of fuel or times
-    /// out (then it is discarded).
-    Reuse { max_requests: u64 },
+    /// out (then it is discarded). A WASI 0.3 instance serves up to
+    /// `max_concurrent` of them at once. `None`: the guest kind's default
+    /// (the kind is known only once the guest is loaded).
+    Reuse {
+        max_requests: Option<u64>,
+        max_concurrent: Option<usize>,
+    },
+}
+
+impl InstancePolicy {
+    /// Requests per instance: 1 for `fresh`, else the configured quota or
+    /// the guest kind's `default`.
+    pub fn max_requests(&self, default: u64) -> u64 {
+        match self {
+            InstancePolicy::Fresh => 1,
+            InstancePolicy::Reuse { max_requests, .. } => max_requests.unwrap_or(default),
+        }
+    }
 }
 
 /// Per-request bounds on a guest, all enforced by the host.

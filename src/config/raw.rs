@@ -117,6 +117,7 @@ pub struct RawApplication {
     pub max_log_bytes: Option<Spanned<ByteSize>>,
     pub instance: Option<Spanned<String>>,
     pub max_requests_per_instance: Option<Spanned<u64>>,
+    pub max_concurrent_requests_per_instance: Option<Spanned<usize>>,
     pub max_concurrency: Option<Spanned<usize>>,
     pub max_queue: Option<Spanned<usize>>,
     pub warm_instances: Option<Spanned<usize>>,

@@ -180,6 +180,10 @@ fn reject_wasm_keys(s: &Settings<'_>, app: &raw::RawApplication) -> Result<(), C
             "max_requests_per_instance",
             app.max_requests_per_instance.as_ref().map(|v| v.span()),
         ),
+        (
+            "max_concurrent_requests_per_instance",
+            app.max_concurrent_requests_per_instance.as_ref().map(|v| v.span()),
+        ),
         ("max_concurrency", app.max_concurrency.as_ref().map(|v| v.span())),
         ("max_queue", app.max_queue.as_ref().map(|v| v.span())),
         ("warm_instances", app.warm_instances.as_ref().map(|v| v.span())),
@@ -231,11 +235,19 @@ fn wasm_spec(
                     "applies only with instance = \"reuse\"".into(),
                 ));
             }
+            if let Some(m) = &app.max_concurrent_requests_per_instance {
+                return Err(s.error(
+                    m,
+                    "max_concurrent_requests_per_instance",
+                    "applies only with instance = \"reuse\"".into(),
+                ));
+            }
             InstancePolicy::Fresh
         }
         #[rustfmt::skip]
         Some("reuse") => InstancePolicy::Reuse {
-            max_requests: s.int(&app.max_requests_per_instance, "max_requests_per_instance", DEFAULT_MAX_REQUESTS_PER_INSTANCE, 1, u64::MAX)?,
+            max_requests: s.optional(&app.max_requests_per_instance, "max_requests_per_instance", 1, u64::MAX)?,
+            max_concurrent: s.optional(&app.max_concurrent_requests_per_instance, "max_concurrent_requests_per_instance", 1, 1024)?,
         },
         Some(other) => {
             let at = app.instance.as_ref().map(|i| ctx.at(i)).unwrap_or_default();

@@ -109,7 +109,11 @@ pub fn build(limits: &EngineLimits, bounds: Bounds, shards: usize) -> Result<Eng
         // Components may need several memories; core guests get one (the
         // host ABI speaks of "the" memory; module/load.rs checks it).
         .wasm_multi_memory(true)
-        .wasm_memory64(false);
+        .wasm_memory64(false)
+        // WASI 0.3 components: async lifts and lowers, streams and futures.
+        // Also part of every compiled guest's compatibility key, so turning
+        // it on invalidated the compile cache once.
+        .wasm_component_model_async(true);
     Engine::new(&config)
 }
 

@@ -7,7 +7,7 @@ use crate::stats::GuestFailure;
 
 /// Why a request to a wasm route got no response from its guest. Each maps
 /// to one status, in one place: [`InvokeError::status`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum InvokeError {
     #[error("route busy: {0}")]
     Busy(&'static str),
@@ -23,12 +23,16 @@ pub enum InvokeError {
     BadResponse(String),
     #[error("request cannot be given to the guest: {0}")]
     BadRequest(String),
+    /// A WASI 0.3 instance serving several requests at once failed because
+    /// of another of them.
+    #[error("ended with its guest instance, which another request failed: {0}")]
+    SharedFailure(String),
 }
 
 impl InvokeError {
     pub fn status(&self) -> u16 {
         match self {
-            InvokeError::Busy(_) | InvokeError::OutOfFuel => 503,
+            InvokeError::Busy(_) | InvokeError::OutOfFuel | InvokeError::SharedFailure(_) => 503,
             InvokeError::Timeout => 504,
             InvokeError::Instantiate(_) | InvokeError::Trap(_) | InvokeError::BadResponse(_) => 500,
             InvokeError::BadRequest(_) => 400,
@@ -43,7 +47,10 @@ impl InvokeError {
             InvokeError::Timeout => Some(GuestFailure::Timeout),
             InvokeError::Trap(_) => Some(GuestFailure::Trap),
             InvokeError::BadResponse(_) => Some(GuestFailure::BadResponse),
-            InvokeError::Busy(_) | InvokeError::Instantiate(_) | InvokeError::BadRequest(_) => None,
+            InvokeError::Busy(_)
+            | InvokeError::Instantiate(_)
+            | InvokeError::BadRequest(_)
+            | InvokeError::SharedFailure(_) => None,
         }
     }
 }

@@ -64,16 +64,39 @@ pub struct Guest {
 enum GuestKind {
     /// A core module speaking the serverless-wasm ABI.
     Module(ModuleGuest),
-    /// A component exporting `wasi:http/incoming-handler`.
+    /// A component exporting a `wasi:http` handler (WASI 0.2 or 0.3).
     Component(ComponentGuest),
 }
 
 impl Guest {
     /// What `check` reports about the guest.
     pub fn kind(&self) -> &'static str {
-        match self.kind {
+        match &self.kind {
             GuestKind::Module(_) => "core module (serverless-wasm ABI)",
-            GuestKind::Component(_) => "wasi:http component (wasi:http/incoming-handler@0.2)",
+            GuestKind::Component(component) => component.kind(),
+        }
+    }
+
+    /// What `instance = "reuse"` means for this guest, for `check`: its
+    /// kind decides the defaults.
+    pub fn reuse_quota(&self, limits: &crate::config::GuestLimits) -> String {
+        let InstancePolicy::Reuse { max_concurrent, .. } = limits.instance else {
+            return "fresh".into();
+        };
+        match &self.kind {
+            GuestKind::Component(ComponentGuest::P3(_)) => format!(
+                "max {} requests, {} at once",
+                limits
+                    .instance
+                    .max_requests(crate::config::DEFAULT_MAX_REQUESTS_PER_P3_INSTANCE),
+                max_concurrent.unwrap_or(crate::config::DEFAULT_MAX_CONCURRENT_REQUESTS_PER_INSTANCE)
+            ),
+            _ => format!(
+                "max {} requests",
+                limits
+                    .instance
+                    .max_requests(crate::config::DEFAULT_MAX_REQUESTS_PER_INSTANCE)
+            ),
         }
     }
 

@@ -7,9 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime::component::{Accessor, HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::clocks::{WasiClocksCtxView, WasiClocksView};
 use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
+use wasmtime_wasi::p3::bindings::clocks::monotonic_clock as p3_monotonic_clock;
 
 use super::state::ComponentState;
 use crate::wasm::shard_local::ShardLocal;
@@ -22,7 +24,40 @@ pub fn shadow_monotonic_clock(linker: &mut Linker<ComponentState>) -> wasmtime::
     })
 }
 
+/// The same for WASI 0.3, whose `wait-for` and `wait-until` are async
+/// functions of the store (the rest of the clock is wasmtime-wasi's).
+pub fn shadow_p3_monotonic_clock(linker: &mut Linker<ComponentState>) -> wasmtime::Result<()> {
+    p3_monotonic_clock::add_to_linker::<ComponentState, ShardClockP3>(linker, |state| state.clocks())
+}
+
 struct ShardClock;
+
+struct ShardClockP3;
+
+impl HasData for ShardClockP3 {
+    type Data<'a> = WasiClocksCtxView<'a>;
+}
+
+impl<U> p3_monotonic_clock::HostWithStore<U> for ShardClockP3 {
+    async fn wait_until(store: &Accessor<U, Self>, when: p3_monotonic_clock::Mark) -> wasmtime::Result<()> {
+        // The mark is on the clock wasmtime-wasi's `now` reads.
+        let now = store.with(|mut view| p3_monotonic_clock::Host::now(&mut view.get()))?;
+        shard_sleep(Duration::from_nanos(when.saturating_sub(now))).await;
+        Ok(())
+    }
+
+    async fn wait_for(_: &Accessor<U, Self>, nanos: u64) -> wasmtime::Result<()> {
+        shard_sleep(Duration::from_nanos(nanos)).await;
+        Ok(())
+    }
+}
+
+/// A sleep on the shard's timers. Even a zero sleep goes through the
+/// timer: a guest polling in a loop with a zero timeout must let the shard
+/// poll I/O.
+async fn shard_sleep(wait: Duration) {
+    ShardLocal::new(glommio::timer::Timer::new(wait)).await;
+}
 
 impl HasData for ShardClock {
     type Data<'a> = ShardClockView<'a>;
@@ -74,12 +109,7 @@ struct Sleep {
 impl Pollable for Sleep {
     async fn ready(&mut self) {
         match self.deadline {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                // Even a zero sleep goes through the timer: a guest polling
-                // in a loop with a zero timeout must let the shard poll I/O.
-                ShardLocal::new(glommio::timer::Timer::new(left)).await;
-            }
+            Some(deadline) => shard_sleep(deadline.saturating_duration_since(Instant::now())).await,
             None => std::future::pending().await,
         }
     }

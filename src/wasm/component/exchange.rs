@@ -1,285 +1,32 @@
-//! One request to a component: take a turn, take a ready instance or make
-//! a store, hand the guest the request, and run it as its own task on the
-//! shard. The connection gets an [`Exchange`]: the response head when the
-//! guest sets it, then the body as the guest writes it. Dropping the
-//! exchange cancels the guest (its instance, its backend connections); a
-//! finished exchange lets the guest run to its end under its deadline.
-//!
-//! A guest that returns with its response unfinished has failed: its body
-//! is cut short, never ended as if complete. With `instance = "reuse"` an
-//! instance whose handler returned cleanly goes back to the route's
-//! `ready` list for the next request, unless it has served its quota or
-//! kept host resources of the request; a failed instance is never reused.
-
-use std::cell::RefCell;
-use std::rc::Rc;
-use std::time::Instant;
+//! A request in progress with a component, whatever its WASI version: the
+//! connection gets an [`Exchange`], then the response head when the guest
+//! sets it, then the body as the guest writes it.
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use tokio::sync::oneshot;
-use wasmtime::{Engine, Store};
-use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
-use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
+use wasmtime_wasi_http::WasiBody;
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use super::ComponentGuest;
 use super::body::ChannelBody;
-use super::outbound::{OutboundHooks, ShardHttp};
-use super::state::{ComponentState, Held};
-use crate::config::{GuestLimits, InstancePolicy};
+use super::p3::{P3Response, RequestSlot};
 use crate::http::Request;
 use crate::http::encode::is_framing_header;
-use crate::wasm::Warmed;
-use crate::wasm::deadline::with_deadline;
-use crate::wasm::failure::{InvokeError, classify_trap, instantiate_error};
+use crate::wasm::failure::InvokeError;
 use crate::wasm::route::RouteContext;
-use crate::wasm::turns::{Turn, Turns};
 
-type ResponseResult = Result<http::Response<HyperOutgoingBody>, ErrorCode>;
-
-/// Host resources a reused instance may keep between requests: stdin,
-/// stdout and stderr streams, with room to spare. More means the guest
-/// leaks a handle per request, and its instance is replaced.
-const MAX_HELD_RESOURCES: usize = 8;
-
-/// A component route on one shard.
-pub struct ComponentPool {
-    inner: Rc<Inner>,
-}
-
-struct Inner {
-    engine: Engine,
-    pre: ProxyPre<ComponentState>,
-    context: Rc<RouteContext>,
-    turns: Turns,
-    http: Rc<ShardHttp>,
-    /// Instantiated and waiting for a request: prepared at start-up
-    /// (`warm_instances`, either mode) or returned after a clean request
-    /// (reuse mode).
-    ready: RefCell<Vec<Instance>>,
-}
-
-/// A store, with the guest's exports once it has been instantiated.
-struct Instance {
-    store: Store<ComponentState>,
-    proxy: Option<Proxy>,
-    served: u64,
-}
-
-impl ComponentPool {
-    pub fn new(engine: &Engine, guest: &ComponentGuest, context: RouteContext, http: &Rc<ShardHttp>) -> Self {
-        ComponentPool {
-            inner: Rc::new(Inner {
-                engine: engine.clone(),
-                pre: guest.pre.clone(),
-                turns: Turns::new(context.limits.max_concurrency, context.limits.max_queue),
-                context: Rc::new(context),
-                http: http.clone(),
-                ready: RefCell::new(Vec::new()),
-            }),
-        }
-    }
-
-    pub fn limits(&self) -> &GuestLimits {
-        &self.inner.context.limits
-    }
-
-    /// Instances alive on this shard for the route: ready plus running.
-    pub fn live_instances(&self) -> usize {
-        self.inner.ready.borrow().len() + self.inner.turns.running()
-    }
-
-    /// Prepares `warm_instances` instances, so the first requests do not
-    /// pay for instantiation. Called once when the shard starts.
-    pub async fn warm_up(&self, may_warm: &dyn Fn() -> bool) -> Warmed {
-        let inner = &self.inner;
-        let limits = &inner.context.limits;
-        for _ in 0..limits.warm_instances.min(limits.max_concurrency) {
-            if !may_warm() {
-                return Warmed::SlotsShort;
-            }
-            match inner.instantiate().await {
-                Ok(instance) => inner.ready.borrow_mut().push(instance),
-                Err(e) => {
-                    tracing::warn!(route = %inner.context.label, "cannot prepare a warm instance: {e}");
-                    break;
-                }
-            }
-        }
-        Warmed::Done
-    }
-
-    /// Starts the guest on `request`, whose body arrives through `body`.
-    /// Every failure to start is counted and logged here.
-    pub async fn start(&self, request: &Request, body: ChannelBody) -> Result<Exchange, InvokeError> {
-        let context = &self.inner.context;
-        context.stats.guest_requests.bump();
-        let deadline = Instant::now() + context.limits.timeout;
-        let turn = self.inner.turns.take(deadline).await.inspect_err(|e| {
-            context.stats.rejected.bump();
-            log_failure(context, e, 0);
-        })?;
-        self.begin(request, body, deadline, turn)
-            .inspect_err(|e| log_failure(context, e, 0))
-    }
-
-    /// Readies an instance, hands it the request and spawns the guest.
-    fn begin(
-        &self,
-        request: &Request,
-        body: ChannelBody,
-        deadline: Instant,
-        turn: Turn,
-    ) -> Result<Exchange, InvokeError> {
-        let inner = &self.inner;
-        let incoming = to_http_request(request, body).map_err(InvokeError::BadRequest)?;
-        let ready = inner.ready.borrow_mut().pop();
-        let mut instance = match ready {
-            Some(instance) => instance,
-            None => inner.new_store()?,
-        };
-        instance
-            .store
-            .set_fuel(inner.context.limits.fuel)
-            .map_err(|e| InvokeError::Instantiate(e.to_string()))?;
-        let (reply, response) = oneshot::channel();
-        let mut http = instance.store.data_mut().http();
-        let handles = http
-            .new_incoming_request(Scheme::Http, incoming)
-            .and_then(|req| Ok((req, http.new_response_outparam(reply)?)))
-            .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;
-
-        let guest = glommio::spawn_local(run_guest(inner.clone(), instance, handles, deadline, turn));
-        Ok(Exchange {
-            response: Some(response),
-            guest: Some(guest),
-        })
-    }
-}
-
-impl Inner {
-    /// A new store with the route's limits; the guest is instantiated in it
-    /// when the request runs.
-    fn new_store(&self) -> Result<Instance, InvokeError> {
-        let context = &self.context;
-        let hooks = OutboundHooks::new(context, Some(&self.http));
-        let mut store = Store::new(&self.engine, ComponentState::new(context, hooks));
-        store.limiter(|state| &mut state.limits);
-        store
-            .fuel_async_yield_interval(Some(context.limits.fuel_yield_interval))
-            .map_err(|e| InvokeError::Instantiate(e.to_string()))?;
-        Ok(Instance {
-            store,
-            proxy: None,
-            served: 0,
-        })
-    }
-
-    /// A store with the guest instantiated in it, ahead of any request.
-    async fn instantiate(&self) -> Result<Instance, InvokeError> {
-        let mut instance = self.new_store()?;
-        instance
-            .store
-            .set_fuel(self.context.limits.fuel)
-            .map_err(|e| InvokeError::Instantiate(e.to_string()))?;
-        instance.proxy = Some(self.instantiate_in(&mut instance.store).await?);
-        Ok(instance)
-    }
-
-    async fn instantiate_in(&self, store: &mut Store<ComponentState>) -> Result<Proxy, InvokeError> {
-        let proxy = self.pre.instantiate_async(store).await.map_err(instantiate_error)?;
-        self.context.stats.instances_created.bump();
-        Ok(proxy)
-    }
-
-    /// After a clean return: in reuse mode the instance goes back to `ready`
-    /// (request-scoped state ended) until it has served its quota; otherwise
-    /// it is dropped and its slot reset for the next instantiation.
-    fn recycle(&self, mut instance: Instance, held: Held) {
-        let limits = &self.context.limits;
-        let InstancePolicy::Reuse { max_requests } = limits.instance else {
-            return;
-        };
-        instance.served += 1;
-        if held.request {
-            // A request's parts would tie this instance to a finished
-            // request's channels and connections.
-            tracing::debug!(route = %self.context.label, "guest kept parts of a request: instance replaced");
-            return;
-        }
-        if held.handles > MAX_HELD_RESOURCES {
-            tracing::warn!(route = %self.context.label, handles = held.handles, "guest keeps host handles between requests: instance replaced");
-            return;
-        }
-        instance.store.data_mut().end_request(&self.context);
-        let mut ready = self.ready.borrow_mut();
-        if instance.served < max_requests && ready.len() < limits.max_concurrency {
-            ready.push(instance);
-        }
-    }
-}
-
-type Handles = (
-    wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostIncomingRequest>,
-    wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostResponseOutparam>,
-);
-
-/// The guest's whole run: instantiate unless warm or reused, call `handle`,
-/// classify the end. Holds the route turn until the guest is done.
-async fn run_guest(
-    pool: Rc<Inner>,
-    mut instance: Instance,
-    (request, outparam): Handles,
-    deadline: Instant,
-    _turn: Turn,
-) -> Result<(), InvokeError> {
-    let context = &pool.context;
-    let call = async {
-        let proxy = match instance.proxy.take() {
-            Some(proxy) => proxy,
-            None => pool.instantiate_in(&mut instance.store).await?,
-        };
-        proxy
-            .wasi_http_incoming_handler()
-            .call_handle(&mut instance.store, request, outparam)
-            .await
-            .map_err(|e| classify_trap(&e))?;
-        Ok(proxy)
-    };
-    let result = with_deadline(deadline, call).await;
-    let fuel_used = context
-        .limits
-        .fuel
-        .saturating_sub(instance.store.get_fuel().unwrap_or(0));
-    context.stats.fuel_used.add(fuel_used);
-    let error = match result {
-        Ok(Ok(proxy)) => {
-            let held = instance.store.data_mut().held();
-            if !held.response {
-                instance.proxy = Some(proxy);
-                pool.recycle(instance, held);
-                return Ok(());
-            }
-            InvokeError::BadResponse("guest returned without finishing its response".into())
-        }
-        Ok(Err(e)) => e,
-        Err(_) => InvokeError::Timeout,
-    };
-    log_failure(context, &error, fuel_used);
-    Err(error)
-}
+pub(super) type P2Response = Result<http::Response<HyperOutgoingBody>, ErrorCode>;
 
 /// Counts and logs a request that got no response from the guest.
-fn log_failure(context: &RouteContext, error: &InvokeError, fuel_used: u64) {
+pub(super) fn log_failure(context: &RouteContext, error: &InvokeError, fuel_used: u64) {
     if let Some(failure) = error.guest_failure() {
         context.stats.guest_failed(failure);
     }
     tracing::warn!(route = %context.label, status = error.status(), fuel_used, "{error}");
 }
 
-fn to_http_request(request: &Request, body: ChannelBody) -> Result<http::Request<ChannelBody>, String> {
+pub(super) fn to_http_request(request: &Request, body: ChannelBody) -> Result<http::Request<ChannelBody>, String> {
     let authority = request.header(b"host").unwrap_or(b"localhost");
     let uri = http::Uri::builder()
         .scheme("http")
@@ -297,8 +44,103 @@ fn to_http_request(request: &Request, body: ChannelBody) -> Result<http::Request
 
 /// A request in progress with its guest.
 pub struct Exchange {
-    response: Option<oneshot::Receiver<ResponseResult>>,
-    guest: Option<glommio::Task<Result<(), InvokeError>>>,
+    response: Option<Pending>,
+    guest: Option<Guest>,
+}
+
+/// The response head to come.
+enum Pending {
+    P2(oneshot::Receiver<P2Response>),
+    P3(futures::channel::oneshot::Receiver<P3Response>),
+}
+
+/// The guest's side of the request.
+enum Guest {
+    /// A WASI 0.2 guest runs as its own task; its end says how it went.
+    P2(glommio::Task<Result<(), InvokeError>>),
+    /// A WASI 0.3 request is one of several in a shared instance; its slot
+    /// holds the route turn and says whether the instance has failed.
+    P3(RequestSlot),
+}
+
+impl Exchange {
+    pub(super) fn p2(
+        response: oneshot::Receiver<P2Response>,
+        guest: glommio::Task<Result<(), InvokeError>>,
+    ) -> Exchange {
+        Exchange {
+            response: Some(Pending::P2(response)),
+            guest: Some(Guest::P2(guest)),
+        }
+    }
+
+    pub(super) fn p3(response: futures::channel::oneshot::Receiver<P3Response>, slot: RequestSlot) -> Exchange {
+        Exchange {
+            response: Some(Pending::P3(response)),
+            guest: Some(Guest::P3(slot)),
+        }
+    }
+
+    /// Waits for the response head. The guest's deadline bounds the wait:
+    /// a guest that times out or traps drops its side, and its end says why.
+    pub async fn response(&mut self) -> Result<StreamedResponse, InvokeError> {
+        match self.response.take() {
+            Some(Pending::P2(response)) => match response.await {
+                Ok(Ok(response)) => streamed(response, ResponseBody::P2),
+                Ok(Err(code)) => Err(InvokeError::BadResponse(format!("guest answered with error {code:?}"))),
+                Err(_) => Err(self.guest_end().await),
+            },
+            Some(Pending::P3(response)) => {
+                let Some(Guest::P3(slot)) = &self.guest else {
+                    return Err(InvokeError::BadResponse("request slot already released".into()));
+                };
+                match response.await {
+                    Ok(Ok(response)) => streamed(response, ResponseBody::P3),
+                    Ok(Err(e)) => Err(slot.failed(&e)),
+                    Err(_) => Err(slot.instance_failure()),
+                }
+            }
+            None => Err(InvokeError::BadResponse("response already taken".into())),
+        }
+    }
+
+    /// Why a WASI 0.2 guest ended without a response.
+    async fn guest_end(&mut self) -> InvokeError {
+        let end = match self.guest.take() {
+            Some(Guest::P2(guest)) => guest.await,
+            _ => Ok(()),
+        };
+        end.err().unwrap_or(InvokeError::BadResponse(
+            "guest returned without setting a response".into(),
+        ))
+    }
+
+    /// Whether the guest has already ended in failure. wasi-http ends a
+    /// body whose guest died as if it had been finished, so the connection
+    /// asks this before it writes the end of the body.
+    pub async fn guest_failed(&mut self) -> bool {
+        match self.guest.as_mut() {
+            None => false,
+            Some(Guest::P3(slot)) => slot.instance_failed(),
+            Some(Guest::P2(guest)) => match futures_lite::future::poll_once(guest).await {
+                Some(end) => {
+                    self.guest = None;
+                    end.is_err()
+                }
+                None => false,
+            },
+        }
+    }
+
+    /// The response went out whole: let the guest finish on its own.
+    pub fn finish(mut self) {
+        match self.guest.take() {
+            Some(Guest::P2(guest)) => drop(guest.detach()),
+            // Releases the request's share of its instance.
+            Some(Guest::P3(slot)) => drop(slot),
+            None => {}
+        }
+    }
 }
 
 /// The response head as the guest set it, and its body to come.
@@ -311,8 +153,10 @@ pub struct StreamedResponse {
     pub body: ResponseBody,
 }
 
-pub struct ResponseBody {
-    body: HyperOutgoingBody,
+/// A response body as wasi-http hands it over, per WASI version.
+pub enum ResponseBody {
+    P2(HyperOutgoingBody),
+    P3(WasiBody),
 }
 
 pub enum BodyPart {
@@ -320,54 +164,8 @@ pub enum BodyPart {
     Trailers(Vec<(Vec<u8>, Vec<u8>)>),
 }
 
-impl Exchange {
-    /// Waits for the response head. The guest's deadline bounds the wait:
-    /// a guest that times out or traps drops its side, and its end says why.
-    pub async fn response(&mut self) -> Result<StreamedResponse, InvokeError> {
-        let Some(response) = self.response.take() else {
-            return Err(InvokeError::BadResponse("response already taken".into()));
-        };
-        match response.await {
-            Ok(Ok(response)) => streamed(response),
-            Ok(Err(code)) => Err(InvokeError::BadResponse(format!("guest answered with error {code:?}"))),
-            Err(_) => {
-                let end = match self.guest.take() {
-                    Some(guest) => guest.await,
-                    None => Ok(()),
-                };
-                Err(end.err().unwrap_or(InvokeError::BadResponse(
-                    "guest returned without setting a response".into(),
-                )))
-            }
-        }
-    }
-
-    /// Whether the guest has already ended in failure. wasi-http ends a
-    /// body whose guest died as if it had been finished, so the connection
-    /// asks this before it writes the end of the body.
-    pub async fn guest_failed(&mut self) -> bool {
-        let Some(guest) = self.guest.as_mut() else {
-            return false;
-        };
-        match futures_lite::future::poll_once(guest).await {
-            Some(end) => {
-                self.guest = None;
-                end.is_err()
-            }
-            None => false,
-        }
-    }
-
-    /// The response went out whole: let the guest finish on its own.
-    pub fn finish(mut self) {
-        if let Some(guest) = self.guest.take() {
-            drop(guest.detach());
-        }
-    }
-}
-
-fn streamed(response: http::Response<HyperOutgoingBody>) -> Result<StreamedResponse, InvokeError> {
-    let (parts, body) = response.into_parts();
+fn streamed<B>(response: http::Response<B>, body: fn(B) -> ResponseBody) -> Result<StreamedResponse, InvokeError> {
+    let (parts, payload) = response.into_parts();
     let status = parts.status.as_u16();
     if status < 200 {
         return Err(InvokeError::BadResponse(format!(
@@ -394,7 +192,7 @@ fn streamed(response: http::Response<HyperOutgoingBody>) -> Result<StreamedRespo
         status,
         headers,
         length,
-        body: ResponseBody { body },
+        body: body(payload),
     })
 }
 
@@ -402,9 +200,13 @@ impl ResponseBody {
     /// The next part of the body; `None` at its end, `Err` if the guest
     /// failed to finish it (trap, timeout, wrong length).
     pub async fn next(&mut self) -> Option<Result<BodyPart, String>> {
-        let frame = match self.body.frame().await? {
+        let frame = match self {
+            ResponseBody::P2(body) => body.frame().await?.map_err(|e| format!("{e:?}")),
+            ResponseBody::P3(body) => body.frame().await?.map_err(|e| format!("{e:?}")),
+        };
+        let frame = match frame {
             Ok(frame) => frame,
-            Err(e) => return Some(Err(format!("{e:?}"))),
+            Err(e) => return Some(Err(e)),
         };
         Some(Ok(match frame.into_data() {
             Ok(data) => BodyPart::Data(data),

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -17,7 +18,8 @@ use wasmtime_wasi_http::p2::types::{
 };
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::outbound::OutboundHooks;
+use super::outbound::{OutboundHooks, ShardHttp};
+use crate::wasm::failure::InvokeError;
 use crate::wasm::guest_log::LogBudget;
 use crate::wasm::limiter::GuestLimiter;
 use crate::wasm::route::RouteContext;
@@ -101,6 +103,22 @@ impl ComponentState {
     }
 }
 
+/// A store for one instance of a route's component, within the route's
+/// memory, table and fuel-yield bounds (fuel is set per request).
+pub fn new_store(
+    engine: &Engine,
+    context: &Rc<RouteContext>,
+    http: &Rc<ShardHttp>,
+) -> Result<Store<ComponentState>, InvokeError> {
+    let hooks = OutboundHooks::new(context, Some(http));
+    let mut store = Store::new(engine, ComponentState::new(context, hooks));
+    store.limiter(|state| &mut state.limits);
+    store
+        .fuel_async_yield_interval(Some(context.limits.fuel_yield_interval))
+        .map_err(|e| InvokeError::Instantiate(e.to_string()))?;
+    Ok(store)
+}
+
 /// Host resources a guest kept past the end of its handler. Streams are
 /// children of these (the table refuses to drop a parent first), so the
 /// parents tell what a stream belongs to.
@@ -175,8 +193,12 @@ impl StdoutStream for LogStream {
     }
 
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        // Only the WASIp3 bindings ask for this; they are not linked.
-        Box::new(tokio::io::sink())
+        // WASI 0.3's stdout and stderr. The mutex only makes the writer
+        // `Sync`, as wasmtime-wasi asks; it is never contended (one shard).
+        Box::new(AsyncLogStream(std::sync::Mutex::new(LogStream {
+            log: self.log.clone(),
+            stream: self.stream,
+        })))
     }
 }
 
@@ -185,15 +207,52 @@ impl Pollable for LogStream {
     async fn ready(&mut self) {}
 }
 
-#[wasmtime_wasi::async_trait]
-impl OutputStream for LogStream {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        let text = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+impl LogStream {
+    /// One write is one log line, within the budget.
+    fn log(&self, bytes: &[u8]) {
+        let text = bytes.strip_suffix(b"\n").unwrap_or(bytes);
         let allowed = self.log.budget.borrow_mut().take(text.len());
         if allowed > 0 {
             let message = String::from_utf8_lossy(&text[..allowed]);
             tracing::info!(route = %self.log.route.label, stream = self.stream, "guest: {message}");
         }
+    }
+}
+
+/// A WASI 0.3 guest's stdout or stderr.
+struct AsyncLogStream(std::sync::Mutex<LogStream>);
+
+impl tokio::io::AsyncWrite for AsyncLogStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        bytes: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if let Ok(stream) = self.get_mut().0.get_mut() {
+            stream.log(bytes);
+        }
+        std::task::Poll::Ready(Ok(bytes.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for LogStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.log(&bytes);
         Ok(())
     }
 

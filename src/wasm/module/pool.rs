@@ -13,7 +13,7 @@ use wasmtime::Engine;
 
 use super::ModuleGuest;
 use super::invoke::{Instance, Outcome};
-use crate::config::{GuestLimits, InstancePolicy};
+use crate::config::{DEFAULT_MAX_REQUESTS_PER_INSTANCE, GuestLimits, InstancePolicy};
 use crate::http::{Request, Response};
 use crate::wasm::Warmed;
 use crate::wasm::failure::InvokeError;
@@ -114,9 +114,11 @@ impl ModulePool {
     /// has served its quota; a fresh one is dropped (its slot is reset for
     /// the next instantiation).
     fn recycle(&self, instance: Instance) {
-        if let InstancePolicy::Reuse { max_requests } = self.context.limits.instance {
+        let limits = &self.context.limits;
+        if let InstancePolicy::Reuse { .. } = limits.instance {
+            let max_requests = limits.instance.max_requests(DEFAULT_MAX_REQUESTS_PER_INSTANCE);
             let mut ready = self.ready.borrow_mut();
-            if instance.served < max_requests && ready.len() < self.context.limits.max_concurrency {
+            if instance.served < max_requests && ready.len() < limits.max_concurrency {
                 ready.push(instance);
             }
         }
