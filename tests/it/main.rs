@@ -5,6 +5,7 @@ mod harness;
 
 mod backends;
 mod components;
+mod components_p3;
 mod config_check;
 mod foundation;
 mod hostile;

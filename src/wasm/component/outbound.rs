@@ -16,7 +16,7 @@
 //! The bytes on the wire (request head, response head, body framing) are
 //! `crate::http::client`'s; this file does the I/O around them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
@@ -118,8 +118,12 @@ pub struct OutboundHooks {
     route: ShardLocal<Rc<RouteContext>>,
     http: Option<ShardLocal<Rc<ShardHttp>>>,
     /// The client tasks of this request: dropped (cancelled) with the store,
-    /// or when a reused instance's request ends.
-    tasks: ShardLocal<Vec<glommio::Task<()>>>,
+    /// or when a reused instance's request ends. Each with its "finished"
+    /// flag.
+    tasks: ShardLocal<Vec<(glommio::Task<()>, Rc<Cell<bool>>)>>,
+    /// Requests a WASI 0.3 instance serves at once; `None` for WASI 0.2,
+    /// whose instance serves one request at a time.
+    shared_by: Option<usize>,
 }
 
 impl OutboundHooks {
@@ -129,7 +133,16 @@ impl OutboundHooks {
             route: ShardLocal::new(route.clone()),
             http: http.map(|h| ShardLocal::new(h.clone())),
             tasks: ShardLocal::new(Vec::new()),
+            shared_by: None,
         }
+    }
+
+    /// For a WASI 0.3 instance serving up to `requests` requests at once:
+    /// its requests are not told apart, so `max_backend_connections` bounds
+    /// each on average, as that many times `requests` client exchanges in
+    /// flight in the instance (finished ones no longer count).
+    pub fn shared_by(&mut self, requests: usize) {
+        self.shared_by = Some(requests);
     }
 
     /// Ends a request on a reused instance: its client tasks are cancelled,
@@ -175,7 +188,14 @@ impl WasiHttpHooks for OutboundHooks {
         let Some(http) = &self.http else {
             return ready(Err(Error::DestinationUnavailable));
         };
-        if self.tasks.len() >= route.outbound.max_connections {
+        let limit = match self.shared_by {
+            None => route.outbound.max_connections,
+            Some(requests) => {
+                self.tasks.retain(|(_, finished)| !finished.get());
+                route.outbound.max_connections.saturating_mul(requests)
+            }
+        };
+        if self.tasks.len() >= limit {
             tracing::warn!(route = %route.label, address = %endpoint, limit = route.outbound.max_connections, "outgoing HTTP: max_backend_connections reached");
             route.stats.outbound(OutboundResult::Limit);
             return ready(Err(Error::ConnectionLimitReached));
@@ -189,7 +209,9 @@ impl WasiHttpHooks for OutboundHooks {
             endpoint,
             limits,
         };
-        self.tasks.push(glommio::spawn_local(client.exchange(request, reply)));
+        let finished = Rc::new(Cell::new(false));
+        let exchange = client.exchange(request, reply, finished.clone());
+        self.tasks.push((glommio::spawn_local(exchange), finished));
         Box::new(async move {
             response
                 .await
@@ -232,6 +254,14 @@ impl ClientLimits {
     }
 }
 
+struct Finished(Rc<Cell<bool>>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
 struct Client {
     http: Rc<ShardHttp>,
     label: String,
@@ -241,7 +271,14 @@ struct Client {
 }
 
 impl Client {
-    async fn exchange(self, request: http::Request<WasiBody>, reply: oneshot::Sender<SendResult>) {
+    async fn exchange(
+        self,
+        request: http::Request<WasiBody>,
+        reply: oneshot::Sender<SendResult>,
+        finished: Rc<Cell<bool>>,
+    ) {
+        // Set however the exchange ends, even cancelled.
+        let _finished = Finished(finished);
         let method = request.method().clone();
         let result = self.send(request).await;
         let (stream, head, leftover) = match result {
@@ -279,8 +316,12 @@ impl Client {
     /// request has no body to replay. Returns the connection, the head, and
     /// the body bytes read with it.
     async fn send(&self, request: http::Request<WasiBody>) -> Result<(TcpStream, ResponseHead, Vec<u8>), Error> {
-        let (parts, body) = request.into_parts();
-        let has_body = !http_body::Body::is_end_stream(&body);
+        let (parts, mut body) = request.into_parts();
+        // WASI 0.3 bodies (even empty ones) cannot tell up front whether
+        // they are empty: the first bytes tell, so that a request without a
+        // body still goes on a pooled connection.
+        let first = first_data(&mut body).await?;
+        let has_body = first.is_some();
         let (head, chunked) = client::write_request_head(&parts, has_body);
         if !has_body
             && let Some(mut stream) = self.http.checkout(&self.endpoint)
@@ -289,7 +330,7 @@ impl Client {
             return Ok((stream, response, leftover));
         }
         let mut stream = self.connect().await?;
-        let body = has_body.then_some((body, chunked));
+        let body = first.map(|first| (first, body, chunked));
         let (response, leftover) = self.round_trip(&mut stream, &head, body).await?;
         Ok((stream, response, leftover))
     }
@@ -317,12 +358,12 @@ impl Client {
         &self,
         stream: &mut TcpStream,
         head: &[u8],
-        body: Option<(WasiBody, bool)>,
+        body: Option<(Bytes, WasiBody, bool)>,
     ) -> Result<(ResponseHead, Vec<u8>), Error> {
         let _ = stream.set_write_timeout(Some(self.limits.first_byte));
         write_all(stream, head).await?;
-        if let Some((body, chunked)) = body {
-            send_body(stream, body, chunked).await?;
+        if let Some((first, rest, chunked)) = body {
+            send_body(stream, first, rest, chunked).await?;
         }
         read_response_head(stream, self.limits.first_byte).await
     }
@@ -397,10 +438,36 @@ async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Error> {
 
 /// Sends a streamed request body as chunks, or raw when the guest gave a
 /// content-length (wasi-http checks that the length is right).
-async fn send_body(stream: &mut TcpStream, mut body: WasiBody, chunked: bool) -> Result<(), Error> {
-    let mut framed = Vec::new();
+/// The body's first bytes; `None` if it has none.
+async fn first_data(body: &mut WasiBody) -> Result<Option<Bytes>, Error> {
+    if http_body::Body::is_end_stream(body) {
+        return Ok(None);
+    }
     while let Some(frame) = body.frame().await {
-        let Ok(data) = frame?.into_data() else { continue };
+        match frame?.into_data() {
+            Ok(data) if !data.is_empty() => return Ok(Some(data)),
+            // Trailers are not sent; empty data says nothing.
+            _ => continue,
+        }
+    }
+    Ok(None)
+}
+
+/// Sends `first` and the rest of the body.
+async fn send_body(stream: &mut TcpStream, first: Bytes, mut rest: WasiBody, chunked: bool) -> Result<(), Error> {
+    let mut framed = Vec::new();
+    let mut next = Some(first);
+    loop {
+        let data = match next.take() {
+            Some(data) => data,
+            None => match rest.frame().await {
+                None => break,
+                Some(frame) => match frame?.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue,
+                },
+            },
+        };
         if chunked {
             framed.clear();
             crate::http::encode::write_chunk(&mut framed, &data);

@@ -155,7 +155,7 @@ impl Inner {
     /// when the request runs.
     fn new_store(&self) -> Result<Instance, InvokeError> {
         Ok(Instance {
-            store: new_store(&self.engine, &self.context, &self.http)?,
+            store: new_store(&self.engine, &self.context, &self.http, None)?,
             proxy: None,
             served: 0,
         })

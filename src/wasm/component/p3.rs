@@ -298,7 +298,7 @@ async fn run_instance(shared: Rc<Shared>, state: Rc<InstanceState>) {
     let context = &shared.context;
     let fuel = context.limits.fuel;
     let instantiated = async {
-        let mut store = new_store(&shared.engine, context, &shared.http)?;
+        let mut store = new_store(&shared.engine, context, &shared.http, Some(shared.max_concurrent))?;
         store
             .set_fuel(fuel)
             .map_err(|e| InvokeError::Instantiate(e.to_string()))?;

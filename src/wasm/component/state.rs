@@ -109,8 +109,12 @@ pub fn new_store(
     engine: &Engine,
     context: &Rc<RouteContext>,
     http: &Rc<ShardHttp>,
+    shared_by: Option<usize>,
 ) -> Result<Store<ComponentState>, InvokeError> {
-    let hooks = OutboundHooks::new(context, Some(http));
+    let mut hooks = OutboundHooks::new(context, Some(http));
+    if let Some(requests) = shared_by {
+        hooks.shared_by(requests);
+    }
     let mut store = Store::new(engine, ComponentState::new(context, hooks));
     store.limiter(|state| &mut state.limits);
     store

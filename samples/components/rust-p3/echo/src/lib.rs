@@ -1,6 +1,7 @@
 //! p3-echo: streams the request body back as the response body, chunk by
 //! chunk as it arrives (a slow reader holds back the guest, not the host's
-//! memory), and passes the request's trailers on as response trailers.
+//! memory), and passes the request's trailers on as response trailers (the
+//! server drops trailers of requests today, so none arrive).
 
 use wasip3::http::types::{ErrorCode, Fields, Request, Response};
 use wasip3::{wit_future, wit_stream};

@@ -1,10 +1,11 @@
 //! p3-misbehave: a WASI 0.3 component for the failure and concurrency
-//! tests. By path:
+//! tests. By the last segment of the path (so any route prefix works):
 //! - `/sleep?ms=N`: sleeps N ms on the host's clock, then answers;
 //! - `/trap`: traps (`unreachable`);
 //! - `/spin`: loops forever (its fuel or its deadline ends it);
 //! - `/stream?chunks=N&size=S`: streams N chunks of S bytes;
 //! - `/log`: writes a line on stderr, then answers;
+//! - `/trailers`: a body, then the trailer `x-checksum: 42`;
 //! - anything else: `ok`.
 
 use wasip3::clocks::monotonic_clock;
@@ -19,25 +20,51 @@ impl wasip3::exports::http::handler::Guest for Misbehave {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
         let target = request.get_path_with_query().unwrap_or_default();
         let (path, _) = target.split_once('?').unwrap_or((&target, ""));
-        match path {
-            "/sleep" => {
+        match path.rsplit('/').next().unwrap_or_default() {
+            "sleep" => {
                 let ms: u64 = param(&target, "ms").unwrap_or(100);
                 monotonic_clock::wait_for(ms * 1_000_000).await;
                 respond(vec![format!("slept {ms} ms\n").into_bytes()])
             }
-            "/trap" => core::arch::wasm32::unreachable(),
-            "/spin" => {
+            "trap" => core::arch::wasm32::unreachable(),
+            "spin" => {
                 let mut n: u64 = 0;
                 loop {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
             }
-            "/stream" => {
+            "stream" => {
+                // Each chunk is made when the client is ready for it: the
+                // guest holds one at a time.
                 let chunks: usize = param(&target, "chunks").unwrap_or(4);
                 let size: usize = param(&target, "size").unwrap_or(1024);
-                respond((0..chunks).map(|i| vec![b'a' + (i % 26) as u8; size]).collect())
+                let (mut tx, contents) = wit_stream::new();
+                let (no_trailers, trailers) = wit_future::new(|| Ok(None));
+                drop(no_trailers);
+                let (response, _sent) = Response::new(Fields::new(), Some(contents), trailers);
+                wit_bindgen::spawn_local(async move {
+                    for i in 0..chunks {
+                        if !tx.write_all(vec![b'a' + (i % 26) as u8; size]).await.is_empty() {
+                            return;
+                        }
+                    }
+                });
+                Ok(response)
             }
-            "/log" => {
+            "trailers" => {
+                let headers = Fields::new();
+                let (mut tx, contents) = wit_stream::new();
+                let (trailers_tx, trailers) = wit_future::new(|| Ok(None));
+                let (response, _sent) = Response::new(headers, Some(contents), trailers);
+                wit_bindgen::spawn_local(async move {
+                    tx.write_all(b"with trailers\n".to_vec()).await;
+                    drop(tx);
+                    let fields = Fields::from_list(&[("x-checksum".to_string(), b"42".to_vec())]);
+                    let _ = trailers_tx.write(fields.map(Some).map_err(|_| ErrorCode::InternalError(None))).await;
+                });
+                Ok(response)
+            }
+            "log" => {
                 let (mut tx, rx) = wit_stream::new();
                 let written = wasip3::cli::stderr::write_via_stream(rx);
                 tx.write_all(b"p3-misbehave: a line on stderr\n".to_vec()).await;
