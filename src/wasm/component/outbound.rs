@@ -120,7 +120,7 @@ pub struct OutboundHooks {
     /// The client tasks of this request: dropped (cancelled) with the store,
     /// or when a reused instance's request ends. Each with its "finished"
     /// flag.
-    tasks: ShardLocal<Vec<(glommio::Task<()>, Rc<Cell<bool>>)>>,
+    tasks: ShardLocal<Vec<ClientTask>>,
     /// Requests a WASI 0.3 instance serves at once; `None` for WASI 0.2,
     /// whose instance serves one request at a time.
     shared_by: Option<usize>,
@@ -253,6 +253,9 @@ impl ClientLimits {
         }
     }
 }
+
+/// A backend exchange running on the shard, and whether it has finished.
+type ClientTask = (glommio::Task<()>, Rc<Cell<bool>>);
 
 struct Finished(Rc<Cell<bool>>);
 
