@@ -10,6 +10,10 @@
 //!   body (the load benchmark's wasm hello).
 //! - `host_call`: 1000 `db_get` calls vs none from one guest; the
 //!   difference divided by 1000 is the cost of one host call.
+//! - `component`: a whole exchange (request in, response head and body
+//!   out) with the sample wasi:http hello components, WASI 0.2 vs 0.3,
+//!   `fresh` vs `reuse`, one request at a time and (0.3 reuse) 16 at once
+//!   in one instance. Needs `bash samples/components/build.sh`.
 //!
 //! Run: `cargo bench --bench request_path`. Results and the machine they
 //! came from are recorded in benches/RESULTS.md.
@@ -56,6 +60,26 @@ fn config() -> Prepared {
         "[[applications]]\nmethod = \"GET\"\nurl_path = \"/hello\"\nstatic_body = \"Hello, World!\"\n".to_string(),
     ]
     .concat();
+    let components = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/components/build");
+    let component = |path: &str, file: &str, extra: &str| {
+        format!(
+            "[[applications]]\nmethod = \"GET\"\nurl_path = \"{path}\"\nfile_path = \"{}\"\nwarm_instances = 1\n{extra}\n",
+            components.join(file).display()
+        )
+    };
+    let text = if components.join("p3-hello.wasm").exists() {
+        [
+            text,
+            component("/p2-fresh", "hello.wasm", ""),
+            component("/p2-reuse", "hello.wasm", "instance = \"reuse\""),
+            component("/p3-fresh", "p3-hello.wasm", ""),
+            component("/p3-reuse", "p3-hello.wasm", "instance = \"reuse\""),
+        ]
+        .concat()
+    } else {
+        eprintln!("component benches skipped: run `bash samples/components/build.sh` first");
+        text
+    };
     let config = config::parse(Path::new("bench.toml"), &text).expect("bench config");
     server::prepare(config, 1).expect("bench guests load")
 }
@@ -146,6 +170,58 @@ fn benches(c: &mut Criterion) {
         run("host_call/1000_calls", "/calls-1000");
         run("host_call/0_calls", "/calls-0");
     });
+    drop(executor);
+
+    for (name, path, at_once) in [
+        ("component/p2_fresh", "/p2-fresh", 1),
+        ("component/p2_reuse", "/p2-reuse", 1),
+        ("component/p3_fresh", "/p3-fresh", 1),
+        ("component/p3_reuse", "/p3-reuse", 1),
+        ("component/p3_reuse_16_at_once", "/p3-reuse", 16),
+    ] {
+        if !shared.generation.routes.iter().any(|r| r.path.to_string() == path) {
+            continue;
+        }
+        c.bench_function(name, |b| {
+            b.iter_custom(|iters| exchanges(&shared, path, iters, at_once))
+        });
+    }
+}
+
+/// Time for `iters` whole exchanges with the component on `path`,
+/// `at_once` in flight, on a glommio executor of its own (components run
+/// as tasks beside the request, as on a shard).
+fn exchanges(shared: &Prepared, path: &str, iters: u64, at_once: u64) -> std::time::Duration {
+    let executor = glommio::LocalExecutorBuilder::default().make().expect("executor");
+    executor.run(async {
+        let pool = std::rc::Rc::new(pool(shared, path));
+        pool.warm_up(&|| true).await;
+        let started = std::time::Instant::now();
+        let clients: Vec<_> = (0..at_once)
+            .map(|client| {
+                let pool = pool.clone();
+                let share = iters / at_once + u64::from(client < iters % at_once);
+                glommio::spawn_local(async move {
+                    let mut request = decoded_request();
+                    for _ in 0..share {
+                        let answer = pool.handle(&mut request, None).await.answer;
+                        let Ok(Answer::Streamed(mut exchange)) = answer else {
+                            panic!("a component answers streamed")
+                        };
+                        let mut response = exchange.response().await.expect("a response");
+                        while let Some(part) = response.body.next().await {
+                            black_box(part.expect("a body"));
+                        }
+                        exchange.finish();
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await;
+        }
+        started.elapsed()
+    })
 }
 
 criterion_group!(request_path, benches);

@@ -3,6 +3,7 @@
 //! sets it, then the body as the guest writes it.
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http_body_util::BodyExt;
 use tokio::sync::oneshot;
 use wasmtime_wasi_http::WasiBody;
@@ -94,7 +95,14 @@ impl Exchange {
                 let Some(Guest::P3(slot)) = &self.guest else {
                     return Err(InvokeError::BadResponse("request slot already released".into()));
                 };
-                match response.await {
+                let driver = slot.driver();
+                let mut response = response;
+                let response = std::future::poll_fn(|cx| {
+                    driver.drive();
+                    response.poll_unpin(cx)
+                })
+                .await;
+                match response {
                     Ok(Ok(response)) => streamed(response, ResponseBody::P3),
                     Ok(Err(e)) => Err(slot.failed(&e)),
                     Err(_) => Err(slot.instance_failure()),

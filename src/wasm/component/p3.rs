@@ -81,13 +81,30 @@ struct Instance {
     _worker: glommio::Task<()>,
 }
 
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // The instance's life refers to its state: drop it here, or the
+        // two would keep each other alive.
+        self.state.life.borrow_mut().take();
+    }
+}
+
+type Life = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
 /// One instance as the pool and its requests see it.
 #[derive(Default)]
 struct InstanceState {
     /// Requests handed to the instance, not yet started in it.
     queue: RefCell<VecDeque<Job>>,
-    /// The worker's, to wake it for a new request or a released slot.
+    /// The event loop's, to wake it for a new request or a released slot.
     waker: RefCell<Option<Waker>>,
+    /// The instance's whole life ([`run_instance`]), polled by its worker
+    /// task, and also by a request's connection while it waits on the
+    /// instance (see [`Driver`]). `None` once over.
+    life: RefCell<Option<Life>>,
+    /// The worker task's waker: whoever polls `life` polls it with this, so
+    /// that the instance's own events always wake the worker.
+    worker: RefCell<Option<Waker>>,
     /// Requests accepted so far (also the next request's id).
     accepted: Cell<u64>,
     /// Deadlines of the requests holding a slot, with their ids.
@@ -185,6 +202,8 @@ impl ServicePool {
         let (reply, response) = oneshot::channel();
         instance.queue.borrow_mut().push_back(Job { request, reply });
         instance.wake();
+        // Start the guest now, in this connection's turn.
+        instance.drive();
         Ok(Exchange::p3(
             response,
             RequestSlot {
@@ -211,7 +230,8 @@ impl ServicePool {
 
     fn spawn_instance(&self) -> Rc<InstanceState> {
         let state = Rc::new(InstanceState::default());
-        let worker = glommio::spawn_local(run_instance(self.shared.clone(), state.clone()));
+        *state.life.borrow_mut() = Some(Box::pin(run_instance(self.shared.clone(), state.clone())));
+        let worker = glommio::spawn_local(work(state.clone()));
         let mut instances = self.instances.borrow_mut();
         instances.retain(|i| !i.state.ended.get());
         instances.push(Instance {
@@ -222,7 +242,46 @@ impl ServicePool {
     }
 }
 
+/// The worker task: polls the instance's life until it is over.
+async fn work(state: Rc<InstanceState>) {
+    std::future::poll_fn(|cx| {
+        let known = state.worker.borrow().as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if !known {
+            *state.worker.borrow_mut() = Some(cx.waker().clone());
+        }
+        match state.drive() {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
+        }
+    })
+    .await
+}
+
 impl InstanceState {
+    /// Polls the instance's life once, with the worker's waker; `true` once
+    /// it is over. Does nothing if it is being polled already (a guest's
+    /// host call cannot re-enter it) or the worker has not started.
+    fn drive(&self) -> bool {
+        let Ok(mut life) = self.life.try_borrow_mut() else {
+            return false;
+        };
+        let Some(running) = life.as_mut() else {
+            return true;
+        };
+        let Some(waker) = self.worker.borrow().clone() else {
+            return false;
+        };
+        if running
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker))
+            .is_ready()
+        {
+            *life = None;
+            return true;
+        }
+        false
+    }
+
     fn wake(&self) {
         if let Some(waker) = self.waker.borrow_mut().take() {
             waker.wake();
@@ -236,6 +295,21 @@ impl InstanceState {
 
     fn fail(&self, failure: Failure) {
         self.failure.borrow_mut().get_or_insert(failure);
+    }
+}
+
+/// Lets a request's connection run its instance's event loop when it hands
+/// the instance a request and while it waits for the response head.
+/// Without it, the guest runs only when the worker task's turn comes: on a
+/// busy shard a request would cross several rounds of the run queue, and
+/// the shard polls for I/O between rounds (every `preempt_timer_us`), which
+/// on loopback costs more than the guest (benches/RESULTS.md).
+#[derive(Clone)]
+pub struct Driver(Rc<InstanceState>);
+
+impl Driver {
+    pub fn drive(&self) {
+        self.0.drive();
     }
 }
 
@@ -275,6 +349,10 @@ impl RequestSlot {
 
     pub fn instance_failed(&self) -> bool {
         self.instance.failure.borrow().is_some()
+    }
+
+    pub fn driver(&self) -> Driver {
+        Driver(self.instance.clone())
     }
 }
 
