@@ -291,3 +291,36 @@ fn type_errors_do_not_quote_the_value() {
     assert!(!error.contains("987654"), "{error}");
     assert!(error.starts_with("c.toml:6:"), "{error}");
 }
+
+#[test]
+fn concurrent_requests_per_instance_needs_reuse_and_defaults_by_guest_kind() {
+    let route = |extra: &str| {
+        format!(
+            "listen_address = \"127.0.0.1:0\"\n[[applications]]\nmethod = \"GET\"\nurl_path = \"/x\"\nfile_path = \"{}/samples/hello.wat\"\n{extra}\n",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    let config = parse_ok(&route("instance = \"reuse\"\nmax_concurrent_requests_per_instance = 4"));
+    let RouteSpec {
+        handler: HandlerSpec::Wasm(spec),
+        ..
+    } = &config.routes[0]
+    else {
+        panic!("a wasm route")
+    };
+    let policy = spec.limits.instance;
+    assert_eq!(
+        policy,
+        InstancePolicy::Reuse {
+            max_requests: None,
+            max_concurrent: Some(4)
+        }
+    );
+    // Unset, the quota is the guest kind's default.
+    assert_eq!(policy.max_requests(DEFAULT_MAX_REQUESTS_PER_P3_INSTANCE), 128);
+    assert_eq!(InstancePolicy::Fresh.max_requests(DEFAULT_MAX_REQUESTS_PER_INSTANCE), 1);
+    let error = parse_err(&route("max_concurrent_requests_per_instance = 4"));
+    assert!(error.contains("applies only with instance = \"reuse\""), "{error}");
+    let error = parse_err(&route("instance = \"reuse\"\nmax_concurrent_requests_per_instance = 0"));
+    assert!(error.contains("max_concurrent_requests_per_instance"), "{error}");
+}
