@@ -96,20 +96,7 @@ def main():
         for name, factory, server_cpus, client_cpus, load_name in plan:
             connections, depth = LOADS[load_name]
             process = factory(name, server_cpus)
-            try:
-                wrk(f"http://127.0.0.1:{process.port}/", connections, depth, 1, client_cpus)  # warm-up
-                before = process.cpu_seconds()
-                result = wrk(f"http://127.0.0.1:{process.port}/", connections, depth, args.duration, client_cpus)
-                cpu = process.cpu_seconds() - before
-            finally:
-                process.stop()
-            seconds = result["duration_us"] / 1e6
-            record = {
-                "scenario": name, "rep": rep, "rps": result["requests"] / seconds,
-                "p50_ms": result["latency_us"]["p50"] / 1000, "p99_ms": result["latency_us"]["p99"] / 1000,
-                "errors": sum(result["errors"].values()),
-                "requests_per_cpu_second": result["requests"] / max(cpu, 1e-9),
-            }
+            record = load.measure_server(process, connections, depth, args.duration, client_cpus, name, rep)
             runs.append(record)
             log(f"rep {rep + 1}/{args.reps} {name:<36} {record['rps']:>10,.0f} req/s  p99 {record['p99_ms']:.2f} ms"
                 f"  {record['requests_per_cpu_second']:,.0f} req/CPU-s" + (f"  ({record['errors']} errors)" if record["errors"] else ""))

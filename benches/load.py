@@ -199,6 +199,26 @@ def wrk(url, connections, depth, duration, cpus):
     return json.loads(line)
 
 
+def measure_server(process, connections, depth, duration, client_cpus, name, rep):
+    """One wrk run (after a 1 s warm-up) against a started server, which is
+    stopped after it: a record with req/s, latency, errors and requests per
+    server CPU-second (which does not depend on the generator's CPU)."""
+    try:
+        wrk(f"http://127.0.0.1:{process.port}/", connections, depth, 1, client_cpus)  # warm-up
+        before = process.cpu_seconds()
+        result = wrk(f"http://127.0.0.1:{process.port}/", connections, depth, duration, client_cpus)
+        cpu = process.cpu_seconds() - before
+    finally:
+        process.stop()
+    seconds = result["duration_us"] / 1e6
+    return {
+        "scenario": name, "rep": rep, "rps": result["requests"] / seconds,
+        "p50_ms": result["latency_us"]["p50"] / 1000, "p99_ms": result["latency_us"]["p99"] / 1000,
+        "errors": sum(result["errors"].values()),
+        "requests_per_cpu_second": result["requests"] / max(cpu, 1e-9),
+    }
+
+
 def rate_client(port, path, rate, duration, cpus, connections=64):
     """Latency at a set rate, from benches/rate_client.rs (one pinned core)."""
     cpu = cpus.split(",")[0]

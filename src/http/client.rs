@@ -65,6 +65,15 @@ pub fn write_request_head(parts: &http::request::Parts, has_body: bool) -> (Vec<
     if chunked {
         head.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
+    // An empty body of a method that usually has one is said to be empty
+    // (some servers answer 411 to a POST without a length).
+    let expects_body = matches!(
+        parts.method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    );
+    if !has_body && !has_length && expects_body {
+        head.extend_from_slice(b"content-length: 0\r\n");
+    }
     head.extend_from_slice(b"\r\n");
     (head, chunked)
 }
@@ -307,11 +316,17 @@ mod tests {
             head_text(&sized, true),
             ("PUT /p HTTP/1.1\r\nhost: b\r\ncontent-length: 5\r\n\r\n".into(), false)
         );
-        // No body: no framing header at all.
+        // No body: no framing header for a GET; a POST says its body is
+        // empty (some servers answer 411 otherwise).
+        let get = parts("GET", "http://b/p", &[("host", "b")]);
+        assert_eq!(
+            head_text(&get, false),
+            ("GET /p HTTP/1.1\r\nhost: b\r\n\r\n".into(), false)
+        );
         let empty = parts("POST", "http://b/p", &[("host", "b")]);
         assert_eq!(
             head_text(&empty, false),
-            ("POST /p HTTP/1.1\r\nhost: b\r\n\r\n".into(), false)
+            ("POST /p HTTP/1.1\r\nhost: b\r\ncontent-length: 0\r\n\r\n".into(), false)
         );
     }
 

@@ -230,11 +230,16 @@ fn a_client_that_disconnects_mid_stream_frees_the_instance() {
 #[test]
 fn a_sleeping_component_does_not_block_its_shard() {
     let server = one_shard("");
+    sleeping_does_not_block_the_shard(&server, "/sleep?ms=1500", "/hello");
+}
+
+/// Sends a request to `sleeper` (a guest that sleeps 1500 ms) and, while it
+/// sleeps, five to `other` on the same single shard: those answer first.
+pub(crate) fn sleeping_does_not_block_the_shard(server: &TestServer, sleeper_path: &str, other: &str) {
     let mut sleeper = server.client();
-    sleeper.send(&format_request("GET", "/sleep?ms=1500", &[], b""));
-    // While it sleeps, the same single shard answers others.
+    sleeper.send(&format_request("GET", sleeper_path, &[], b""));
     for _ in 0..5 {
-        assert_eq!(server.get("/hello").status, 200);
+        assert_eq!(server.get(other).status, 200);
     }
     sleeper.stream.set_nonblocking(true).unwrap();
     let mut byte = [0u8; 1];

@@ -2,7 +2,6 @@
 //! sample components built from source by `samples/components/build.sh`,
 //! served by the real server over real TCP.
 
-use std::io::Read;
 use std::time::Duration;
 
 use crate::harness::client::format_request;
@@ -274,19 +273,7 @@ fn p3_stderr_reaches_the_log_and_sleep_does_not_block_the_shard() {
     assert_eq!(server.get("/shared/log").text(), "logged\n");
     let line = server.logs().expect("p3-misbehave: a line on stderr");
     assert!(line.contains("shared") && line.contains("stderr"), "{line}");
-    let mut sleeper = server.client();
-    sleeper.send(&format_request("GET", "/shared/sleep?ms=1500", &[], b""));
-    for _ in 0..5 {
-        assert_eq!(server.get("/hello").status, 200);
-    }
-    sleeper.stream.set_nonblocking(true).unwrap();
-    let mut byte = [0u8; 1];
-    assert!(
-        matches!(sleeper.stream.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
-        "the sleeper answered before the others"
-    );
-    sleeper.stream.set_nonblocking(false).unwrap();
-    assert_eq!(sleeper.read_response().text(), "slept 1500 ms\n");
+    crate::components::sleeping_does_not_block_the_shard(&server, "/shared/sleep?ms=1500", "/hello");
 }
 
 #[test]
@@ -340,4 +327,33 @@ fn serving_p3_components_starts_no_thread() {
     assert_eq!(sleeper.read_response().status, 200);
     let names = server.process.thread_names();
     assert_eq!(names.len(), 3 + 2, "{names:?}");
+}
+
+#[test]
+fn an_abandoned_request_is_still_bounded_by_its_deadline() {
+    let server = one_shard(
+        r#"
+[[applications]]
+name = "abandon"
+file_path = "{components}/p3-misbehave.wasm"
+method = "GET"
+url_path = "/abandon/*"
+warm_instances = 0
+timeout_ms = 1000
+"#,
+    );
+    // The client leaves while the guest sleeps for a minute: the instance
+    // still ends at the request's deadline, not after the guest's sleep.
+    let mut client = server.client();
+    client.send(&format_request("GET", "/abandon/sleep?ms=60000", &[], b""));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(route_stats(&server, "abandon")["live_instances"], 1);
+    drop(client);
+    let ended = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        route_stats(&server, "abandon")["live_instances"] == 0
+    });
+    assert!(ended, "the abandoned instance lives on: {}", server.logs().all());
+    server.logs().expect("guest instance ended: guest exceeded its timeout");
+    assert_eq!(server.get("/abandon/x").text(), "ok\n");
 }

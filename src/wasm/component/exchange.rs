@@ -103,7 +103,10 @@ impl Exchange {
                 })
                 .await;
                 match response {
-                    Ok(Ok(response)) => streamed(response, ResponseBody::P3),
+                    Ok(Ok(response)) => {
+                        slot.head_sent();
+                        streamed(response, ResponseBody::P3)
+                    }
                     Ok(Err(e)) => Err(slot.failed(&e)),
                     Err(_) => Err(slot.instance_failure()),
                 }

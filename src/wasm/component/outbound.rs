@@ -196,7 +196,7 @@ impl WasiHttpHooks for OutboundHooks {
             }
         };
         if self.tasks.len() >= limit {
-            tracing::warn!(route = %route.label, address = %endpoint, limit = route.outbound.max_connections, "outgoing HTTP: max_backend_connections reached");
+            tracing::warn!(route = %route.label, address = %endpoint, limit, "outgoing HTTP: max_backend_connections reached");
             route.stats.outbound(OutboundResult::Limit);
             return ready(Err(Error::ConnectionLimitReached));
         }

@@ -20,7 +20,7 @@
 //! instance with 503, and the next requests go to a new instance.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -107,8 +107,14 @@ struct InstanceState {
     worker: RefCell<Option<Waker>>,
     /// Requests accepted so far (also the next request's id).
     accepted: Cell<u64>,
-    /// Deadlines of the requests holding a slot, with their ids.
-    in_flight: RefCell<BTreeSet<(Instant, u64)>>,
+    /// The requests in the instance, by id: from their start until both
+    /// their connection let go and their call in the guest returned (an
+    /// abandoned request still counts, and its deadline still holds, until
+    /// the guest is done with it).
+    requests: RefCell<BTreeMap<u64, Tracked>>,
+    /// Every request done but the guest still has tasks running: the
+    /// instance ends at this instant at the latest.
+    linger_until: Cell<Option<Instant>>,
     /// Instantiated and serving.
     serving: Cell<bool>,
     ended: Cell<bool>,
@@ -116,8 +122,25 @@ struct InstanceState {
 }
 
 struct Job {
+    id: u64,
     request: http::Request<WasiBody>,
     reply: oneshot::Sender<P3Response>,
+}
+
+/// One request's hold on its instance.
+struct Tracked {
+    deadline: Instant,
+    /// Its deadline ends the instance until its response head is handed
+    /// over; after that the request is bounded by its connection's I/O
+    /// timeouts and the instance's fuel, so that a slow reader cannot end
+    /// its neighbours.
+    watched: bool,
+    /// Its connection still waits on it ([`RequestSlot`] alive).
+    slot_held: bool,
+    /// Its call into the guest has not returned.
+    call_running: bool,
+    /// The route turn, given back when the guest is done with it.
+    _turn: Turn,
 }
 
 /// Why an instance ended early, for each of its requests.
@@ -198,9 +221,16 @@ impl ServicePool {
         let instance = self.instance_with_room();
         let id = instance.accepted.get();
         instance.accepted.set(id + 1);
-        instance.in_flight.borrow_mut().insert((deadline, id));
+        let tracked = Tracked {
+            deadline,
+            watched: true,
+            slot_held: true,
+            call_running: true,
+            _turn: turn,
+        };
+        instance.requests.borrow_mut().insert(id, tracked);
         let (reply, response) = oneshot::channel();
-        instance.queue.borrow_mut().push_back(Job { request, reply });
+        instance.queue.borrow_mut().push_back(Job { id, request, reply });
         instance.wake();
         // Start the guest now, in this connection's turn.
         instance.drive();
@@ -209,9 +239,7 @@ impl ServicePool {
             RequestSlot {
                 instance,
                 id,
-                deadline,
                 context: context.clone(),
-                _turn: turn,
             },
         ))
     }
@@ -222,7 +250,7 @@ impl ServicePool {
             let state = &i.state;
             let room = !state.ended.get()
                 && state.accepted.get() < shared.max_requests
-                && state.in_flight.borrow().len() < shared.max_concurrent;
+                && state.requests.borrow().len() < shared.max_concurrent;
             room.then(|| state.clone())
         });
         found.unwrap_or_else(|| self.spawn_instance())
@@ -277,9 +305,34 @@ impl InstanceState {
             .is_ready()
         {
             *life = None;
+            // Over inside a connection's turn: the worker ends too.
+            waker.wake();
             return true;
         }
         false
+    }
+
+    /// Updates request `id`; forgets it once neither its connection nor its
+    /// call holds it (which gives its turn back).
+    fn update(&self, id: u64, change: impl FnOnce(&mut Tracked)) {
+        let mut requests = self.requests.borrow_mut();
+        let Some(tracked) = requests.get_mut(&id) else {
+            return;
+        };
+        change(tracked);
+        if !tracked.slot_held && !tracked.call_running {
+            requests.remove(&id);
+        }
+    }
+
+    /// The first deadline of the requests whose response head is due.
+    fn first_deadline(&self) -> Option<Instant> {
+        self.requests
+            .borrow()
+            .values()
+            .filter(|t| t.watched)
+            .map(|t| t.deadline)
+            .min()
     }
 
     fn wake(&self) {
@@ -290,7 +343,7 @@ impl InstanceState {
 
     /// Every request it was given has been accepted and has let go.
     fn done(&self, max_requests: u64) -> bool {
-        self.accepted.get() >= max_requests && self.in_flight.borrow().is_empty() && self.queue.borrow().is_empty()
+        self.accepted.get() >= max_requests && self.requests.borrow().is_empty() && self.queue.borrow().is_empty()
     }
 
     fn fail(&self, failure: Failure) {
@@ -318,9 +371,7 @@ impl Driver {
 pub struct RequestSlot {
     instance: Rc<InstanceState>,
     id: u64,
-    deadline: Instant,
     context: Rc<RouteContext>,
-    _turn: Turn,
 }
 
 impl RequestSlot {
@@ -347,18 +398,31 @@ impl RequestSlot {
         error
     }
 
+    /// Whether the instance failed in a way that may have cut this
+    /// request's body short: it timed out itself, or the failure's cause is
+    /// unknown. A failure blamed on other requests leaves a body that
+    /// ended as a complete one.
     pub fn instance_failed(&self) -> bool {
-        self.instance.failure.borrow().is_some()
+        match self.instance.failure.borrow().as_ref() {
+            None => false,
+            Some(f) => f.culprits.is_empty() || f.culprits.contains(&self.id),
+        }
     }
 
     pub fn driver(&self) -> Driver {
         Driver(self.instance.clone())
     }
+
+    /// The response head went to the connection: the request's deadline no
+    /// longer ends the instance.
+    pub fn head_sent(&self) {
+        self.instance.update(self.id, |t| t.watched = false);
+    }
 }
 
 impl Drop for RequestSlot {
     fn drop(&mut self) {
-        self.instance.in_flight.borrow_mut().remove(&(self.deadline, self.id));
+        self.instance.update(self.id, |t| t.slot_held = false);
         self.instance.wake();
     }
 }
@@ -387,12 +451,17 @@ async fn run_instance(shared: Rc<Shared>, state: Rc<InstanceState>) {
             .map_err(instantiate_error)?;
         Ok((store, Proxy::P3(service)))
     };
-    let (mut store, proxy) = match instantiated.await {
+    // Instantiation is within the waiting requests' deadlines too.
+    let late = async {
+        let _ = watch_deadlines(&state).await;
+        Err(InvokeError::Timeout)
+    };
+    let (mut store, proxy) = match futures_lite::future::or(instantiated, late).await {
         Ok(ready) => ready,
         Err(error) => {
             // Every request queued here answers with the instantiation's
             // own status.
-            let culprits = state.in_flight.borrow().iter().map(|(_, id)| *id).collect();
+            let culprits = state.requests.borrow().keys().copied().collect();
             state.fail(Failure { culprits, error });
             state.ended.set(true);
             state.queue.borrow_mut().clear();
@@ -402,53 +471,66 @@ async fn run_instance(shared: Rc<Shared>, state: Rc<InstanceState>) {
     context.stats.instances_created.bump();
     state.serving.set(true);
 
-    let fuel_used = Cell::new(0u64);
     let ended = {
-        let serving = store.run_concurrent(async |accessor: &Accessor<ComponentState>| {
-            serve(accessor, &proxy, &state, &shared, &fuel_used).await
-        });
+        let serving = store
+            .run_concurrent(async |accessor: &Accessor<ComponentState>| serve(accessor, &proxy, &state, &shared).await);
         let serving = async { serving.await.and_then(|r| r).map_err(Ended::Error) };
         futures_lite::future::or(serving, watch_deadlines(&state)).await
     };
-    let unaccounted = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-    context.stats.fuel_used.add(fuel_used.get() + unaccounted);
+    // Fuel is counted at each refill; this is what the last ones used.
+    context
+        .stats
+        .fuel_used
+        .add(fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
     state.ended.set(true);
     if let Err(ended) = ended {
-        let in_flight: Vec<u64> = state.in_flight.borrow().iter().map(|(_, id)| *id).collect();
-        let failure = match ended {
-            Ended::Timeout(late) => Failure {
-                culprits: late,
-                error: InvokeError::Timeout,
-            },
-            Ended::Error(e) => Failure {
-                // Alone in the instance, the request is the one at fault;
-                // among several, wasmtime does not say which trapped.
-                culprits: if in_flight.len() == 1 {
-                    in_flight.clone()
-                } else {
-                    Vec::new()
-                },
-                error: classify_trap(&e),
-            },
-        };
-        // A request at fault counts its failure when it answers; with none
-        // known, the instance's failure is counted here, once.
-        if failure.culprits.is_empty()
-            && let Some(kind) = failure.error.guest_failure()
-        {
-            context.stats.guest_failed(kind);
-        }
-        tracing::warn!(
-            route = %context.label,
-            requests = in_flight.len(),
-            "guest instance ended: {}; its other requests answer 503",
-            failure.error
-        );
-        state.fail(failure);
+        state.fail(failure(&state, ended, context));
     }
     // Requests queued but not started answer 503 (their reply is dropped).
     state.queue.borrow_mut().clear();
     drop(store);
+}
+
+/// Who answers what when the instance ended early; logs and counts it.
+fn failure(state: &InstanceState, ended: Ended, context: &RouteContext) -> Failure {
+    // The requests whose connection still waits for the head.
+    let waiting: Vec<u64> = state
+        .requests
+        .borrow()
+        .iter()
+        .filter(|(_, t)| t.slot_held && t.watched)
+        .map(|(id, _)| *id)
+        .collect();
+    let failure = match ended {
+        Ended::Timeout(late) => Failure {
+            culprits: late,
+            error: InvokeError::Timeout,
+        },
+        Ended::Error(e) => Failure {
+            // Alone in the instance, the request is the one at fault; among
+            // several, wasmtime does not say which trapped.
+            culprits: if state.requests.borrow().len() == 1 {
+                waiting.clone()
+            } else {
+                Vec::new()
+            },
+            error: classify_trap(&e),
+        },
+    };
+    // A request at fault counts its failure when it answers; with none
+    // known, the instance's failure is counted here, once.
+    if failure.culprits.is_empty()
+        && let Some(kind) = failure.error.guest_failure()
+    {
+        context.stats.guest_failed(kind);
+    }
+    tracing::warn!(
+        route = %context.label,
+        requests = state.requests.borrow().len(),
+        "guest instance ended: {}; its other requests answer 503",
+        failure.error
+    );
+    failure
 }
 
 /// The event loop's side of an instance: start each queued request in the
@@ -458,35 +540,53 @@ async fn serve(
     proxy: &Proxy,
     state: &InstanceState,
     shared: &Shared,
-    fuel_used: &Cell<u64>,
 ) -> wasmtime::Result<()> {
     let mut calls = FuturesUnordered::new();
-    let fuel = shared.context.limits.fuel;
+    let context = &shared.context;
+    let fuel = context.limits.fuel;
     std::future::poll_fn(|cx| {
         loop {
             match calls.poll_next_unpin(cx) {
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
-                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(Some((_, Err(e)))) => return Poll::Ready(Err(e)),
+                Poll::Ready(Some((id, Ok(_)))) => {
+                    state.update(id, |t| t.call_running = false);
+                    continue;
+                }
                 Poll::Ready(None) | Poll::Pending => {}
             }
             let job = state.queue.borrow_mut().pop_front();
-            if let Some(Job { request, reply }) = job {
+            if let Some(Job { id, request, reply }) = job {
+                if reply.is_canceled() {
+                    // Its client left before it started: not run for nobody.
+                    state.update(id, |t| t.call_running = false);
+                    continue;
+                }
                 // Each request that starts refills the instance's fuel.
                 let prepared = accessor.with(|mut store| {
                     let mut store = store.as_context_mut();
                     let left = store.get_fuel().unwrap_or(0);
-                    fuel_used.set(fuel_used.get() + fuel.saturating_sub(left));
+                    context.stats.fuel_used.add(fuel.saturating_sub(left));
                     store.set_fuel(fuel)?;
                     Prepared::new(store, proxy, request, <ComponentState as WasiHttpView>::http, reply)
                 });
                 match prepared {
-                    Ok(prepared) => calls.push(prepared.run(accessor, std::future::pending())),
+                    Ok(prepared) => {
+                        calls.push(async move { (id, prepared.run(accessor, std::future::pending()).await) })
+                    }
                     Err(e) => return Poll::Ready(Err(e)),
                 }
                 continue;
             }
             *state.waker.borrow_mut() = Some(cx.waker().clone());
-            if !calls.is_empty() || accessor.poll_no_interesting_tasks(cx).is_pending() {
+            if !calls.is_empty() {
+                return Poll::Pending;
+            }
+            if accessor.poll_no_interesting_tasks(cx).is_pending() {
+                // Background work of the guest's: bounded by the route's
+                // timeout once every request is done.
+                if state.done(shared.max_requests) && state.linger_until.get().is_none() {
+                    state.linger_until.set(Some(Instant::now() + context.limits.timeout));
+                }
                 return Poll::Pending;
             }
             if state.done(shared.max_requests) {
@@ -498,21 +598,25 @@ async fn serve(
     .await
 }
 
-/// Resolves when a request of the instance passes its deadline. Runs
-/// beside the event loop, not in it: a guest that keeps the store busy
-/// still yields (fuel) to the shard, and this still runs.
+/// Resolves when a request of the instance passes its deadline before its
+/// response head (an error), or when the guest's background work after the
+/// last request has run out of time (not one). Runs beside the event loop,
+/// not in it: a guest that keeps the store busy still yields (fuel) to the
+/// shard, and this still runs.
 async fn watch_deadlines(state: &InstanceState) -> Result<(), Ended> {
     loop {
         let now = Instant::now();
-        let first = state.in_flight.borrow().first().map(|(deadline, _)| *deadline);
-        let wait = match first {
+        if state.linger_until.get().is_some_and(|until| until <= now) {
+            return Ok(());
+        }
+        let wait = match state.first_deadline() {
             Some(deadline) if deadline <= now => {
                 let late = state
-                    .in_flight
+                    .requests
                     .borrow()
                     .iter()
-                    .take_while(|(deadline, _)| *deadline <= now)
-                    .map(|(_, id)| *id)
+                    .filter(|(_, t)| t.watched && t.deadline <= now)
+                    .map(|(id, _)| *id)
                     .collect();
                 return Err(Ended::Timeout(late));
             }
