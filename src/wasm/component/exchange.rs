@@ -2,6 +2,8 @@
 //! connection gets an [`Exchange`], then the response head when the guest
 //! sets it, then the body as the guest writes it.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use futures::FutureExt;
 use http_body_util::BodyExt;
@@ -16,6 +18,7 @@ use crate::http::Request;
 use crate::http::encode::is_framing_header;
 use crate::wasm::failure::InvokeError;
 use crate::wasm::route::RouteContext;
+use crate::wasm::turns::{Turn, Turns};
 
 pub(super) type P2Response = Result<http::Response<HyperOutgoingBody>, ErrorCode>;
 
@@ -25,6 +28,19 @@ pub(super) fn log_failure(context: &RouteContext, error: &InvokeError, fuel_used
         context.stats.guest_failed(failure);
     }
     tracing::warn!(route = %context.label, status = error.status(), fuel_used, "{error}");
+}
+
+/// Counts a request to the route and takes its turn, within the route's
+/// timeout (which is then the request's deadline); a refusal is counted and
+/// logged here.
+pub(super) async fn admit(context: &RouteContext, turns: &Turns) -> Result<(Instant, Turn), InvokeError> {
+    context.stats.guest_requests.bump();
+    let deadline = Instant::now() + context.limits.timeout;
+    let turn = turns.take(deadline).await.inspect_err(|e| {
+        context.stats.rejected.bump();
+        log_failure(context, e, 0);
+    })?;
+    Ok((deadline, turn))
 }
 
 pub(super) fn to_http_request(request: &Request, body: ChannelBody) -> Result<http::Request<ChannelBody>, String> {
@@ -95,10 +111,9 @@ impl Exchange {
                 let Some(Guest::P3(slot)) = &self.guest else {
                     return Err(InvokeError::BadResponse("request slot already released".into()));
                 };
-                let driver = slot.driver();
                 let mut response = response;
                 let response = std::future::poll_fn(|cx| {
-                    driver.drive();
+                    slot.drive();
                     response.poll_unpin(cx)
                 })
                 .await;

@@ -22,7 +22,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 
 use super::body::ChannelBody;
-use super::exchange::{Exchange, log_failure, to_http_request};
+use super::exchange::{Exchange, admit, log_failure, to_http_request};
 use super::outbound::ShardHttp;
 use super::state::{ComponentState, Held, new_store};
 use crate::config::{DEFAULT_MAX_REQUESTS_PER_INSTANCE, GuestLimits, InstancePolicy};
@@ -109,12 +109,7 @@ impl IncomingPool {
     /// Every failure to start is counted and logged here.
     pub async fn start(&self, request: &Request, body: ChannelBody) -> Result<Exchange, InvokeError> {
         let context = &self.inner.context;
-        context.stats.guest_requests.bump();
-        let deadline = Instant::now() + context.limits.timeout;
-        let turn = self.inner.turns.take(deadline).await.inspect_err(|e| {
-            context.stats.rejected.bump();
-            log_failure(context, e, 0);
-        })?;
+        let (deadline, turn) = admit(context, &self.inner.turns).await?;
         self.begin(request, body, deadline, turn)
             .inspect_err(|e| log_failure(context, e, 0))
     }

@@ -35,7 +35,7 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use super::body::ChannelBody;
-use super::exchange::{Exchange, log_failure, to_http_request};
+use super::exchange::{Exchange, admit, log_failure, to_http_request};
 use super::outbound::ShardHttp;
 use super::state::{ComponentState, new_store};
 use crate::config::{
@@ -100,7 +100,7 @@ struct InstanceState {
     waker: RefCell<Option<Waker>>,
     /// The instance's whole life ([`run_instance`]), polled by its worker
     /// task, and also by a request's connection while it waits on the
-    /// instance (see [`Driver`]). `None` once over.
+    /// instance (see [`RequestSlot::drive`]). `None` once over.
     life: RefCell<Option<Life>>,
     /// The worker task's waker: whoever polls `life` polls it with this, so
     /// that the instance's own events always wake the worker.
@@ -208,12 +208,7 @@ impl ServicePool {
     /// Queues `request` to an instance with room for it.
     pub async fn start(&self, request: &Request, body: ChannelBody) -> Result<Exchange, InvokeError> {
         let context = &self.shared.context;
-        context.stats.guest_requests.bump();
-        let deadline = Instant::now() + context.limits.timeout;
-        let turn = self.shared.turns.take(deadline).await.inspect_err(|e| {
-            context.stats.rejected.bump();
-            log_failure(context, e, 0);
-        })?;
+        let (deadline, turn) = admit(context, &self.shared.turns).await?;
         let request = to_http_request(request, body)
             .map_err(InvokeError::BadRequest)
             .inspect_err(|e| log_failure(context, e, 0))?
@@ -351,21 +346,6 @@ impl InstanceState {
     }
 }
 
-/// Lets a request's connection run its instance's event loop when it hands
-/// the instance a request and while it waits for the response head.
-/// Without it, the guest runs only when the worker task's turn comes: on a
-/// busy shard a request would cross several rounds of the run queue, and
-/// the shard polls for I/O between rounds (every `preempt_timer_us`), which
-/// on loopback costs more than the guest (benches/RESULTS.md).
-#[derive(Clone)]
-pub struct Driver(Rc<InstanceState>);
-
-impl Driver {
-    pub fn drive(&self) {
-        self.0.drive();
-    }
-}
-
 /// A request's share of its instance, from its start until its response
 /// went out whole or was abandoned.
 pub struct RequestSlot {
@@ -409,8 +389,15 @@ impl RequestSlot {
         }
     }
 
-    pub fn driver(&self) -> Driver {
-        Driver(self.instance.clone())
+    /// Runs the instance's event loop from the request's connection (when
+    /// it hands over the request and while it waits for the response
+    /// head). Without it, the guest runs only when the worker task's turn
+    /// comes: on a busy shard a request would cross several rounds of the
+    /// run queue, and the shard polls for I/O between rounds (every
+    /// `preempt_timer_us`), which on loopback costs more than the guest
+    /// (benches/RESULTS.md).
+    pub fn drive(&self) {
+        self.instance.drive();
     }
 
     /// The response head went to the connection: the request's deadline no
