@@ -29,12 +29,11 @@ and the `components` section of benches/RESULTS.md. Uses load.py's helpers
 """
 
 import argparse
-import datetime
 import json
 import sys
 
 import load
-from load import REPO, BENCHES, RESULTS, CACHE, Process, free_port, log, run, wrk
+from load import REPO, BENCHES, RESULTS, Process, free_port, log, run
 
 # load: (connections, pipeline depth), as in load.py; TechEmpower's
 # plaintext test pipelines 16 deep.
@@ -98,15 +97,9 @@ def main():
             process = factory(name, server_cpus)
             record = load.measure_server(process, connections, depth, args.duration, client_cpus, name, rep)
             runs.append(record)
-            log(f"rep {rep + 1}/{args.reps} {name:<36} {record['rps']:>10,.0f} req/s  p99 {record['p99_ms']:.2f} ms"
-                f"  {record['requests_per_cpu_second']:,.0f} req/CPU-s" + (f"  ({record['errors']} errors)" if record["errors"] else ""))
+            load.log_server_run(record, args.reps, 36)
 
-    def median(name, key):
-        values = sorted(r[key] for r in runs if r["scenario"] == name)
-        return values[len(values) // 2]
-
-    summary = {name: {key: median(name, key) for key in ("rps", "p50_ms", "p99_ms", "requests_per_cpu_second")}
-               for name, *_ in plan}
+    summary = load.median_records(runs, [name for name, *_ in plan], ("rps", "p50_ms", "p99_ms", "requests_per_cpu_second"))
 
     def ratio(a, b, key="rps"):
         return summary[a][key] / summary[b][key]
@@ -128,16 +121,7 @@ def main():
             targets.append((f"{label}: req per CPU-second, 2 shards / 1 shard",
                             ratio(f"ours-2-shards{instance}-shared{suffix}", f"ours-1-shard{instance}-shared{suffix}",
                                   "requests_per_cpu_second"), "~1 (linear)"))
-    report = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python3 benches/components.py " + " ".join(sys.argv[1:]),
-        "machine": load.machine(),
-        "versions": {"serverless-wasm": load.version([str(binary), "--version"]),
-                     "wasmtime": load.version([str(wasmtime), "--version"]),
-                     "wrk": load.version(["wrk", "--version"])},
-        "settings": {"duration_s": args.duration, "reps": args.reps, "loads": LOADS},
-        "runs": runs, "summary": summary, "targets": targets,
-    }
+    report = load.server_report("components.py", binary, wasmtime, args, LOADS, runs, summary, targets)
     (RESULTS / "components.json").write_text(json.dumps(report, indent=2))
     markdown = render(report, plan)
     if not args.no_record:

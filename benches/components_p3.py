@@ -22,12 +22,11 @@ Targets from the issue: ours-p3-reuse >= 3x wasmtime-serve-p3's req/s and
 """
 
 import argparse
-import datetime
 import json
 import sys
 
 import load
-from load import REPO, RESULTS, Process, free_port, log, run, wrk
+from load import REPO, RESULTS, Process, free_port, log, run
 
 LOADS = {"plain": (64, 1), "pipelined": (256, 16)}
 
@@ -94,15 +93,9 @@ def main():
             process = servers[server](name)
             record = load.measure_server(process, connections, depth, args.duration, "1", name, rep)
             runs.append(record)
-            log(f"rep {rep + 1}/{args.reps} {name:<30} {record['rps']:>10,.0f} req/s  p99 {record['p99_ms']:.2f} ms"
-                f"  {record['requests_per_cpu_second']:,.0f} req/CPU-s" + (f"  ({record['errors']} errors)" if record["errors"] else ""))
+            load.log_server_run(record, args.reps, 30)
 
-    def median(name, key):
-        values = sorted(r[key] for r in runs if r["scenario"] == name)
-        return values[len(values) // 2]
-
-    summary = {name: {key: median(name, key) for key in ("rps", "p50_ms", "p99_ms", "requests_per_cpu_second", "errors")}
-               for name, *_ in plan}
+    summary = load.median_records(runs, [name for name, *_ in plan], ("rps", "p50_ms", "p99_ms", "requests_per_cpu_second", "errors"))
 
     def ratio(a, b, key="rps"):
         return summary[a][key] / summary[b][key]
@@ -118,16 +111,7 @@ def main():
                         ratio(f"ours-p3-reuse-{load_name}", f"ours-p2-reuse-{load_name}"), "(measured)"))
         targets.append((f"{load_name}: req/s, ours 0.3 fresh / wasmtime serve 0.3",
                         ratio(f"ours-p3-fresh-{load_name}", f"wasmtime-serve-p3-{load_name}"), "(measured)"))
-    report = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python3 benches/components_p3.py " + " ".join(sys.argv[1:]),
-        "machine": load.machine(),
-        "versions": {"serverless-wasm": load.version([str(binary), "--version"]),
-                     "wasmtime": load.version([str(wasmtime), "--version"]),
-                     "wrk": load.version(["wrk", "--version"])},
-        "settings": {"duration_s": args.duration, "reps": args.reps, "loads": LOADS},
-        "runs": runs, "summary": summary, "targets": targets,
-    }
+    report = load.server_report("components_p3.py", binary, wasmtime, args, LOADS, runs, summary, targets)
     (RESULTS / "components_p3.json").write_text(json.dumps(report, indent=2))
     markdown = render(report, plan)
     if not args.no_record:

@@ -219,6 +219,36 @@ def measure_server(process, connections, depth, duration, client_cpus, name, rep
     }
 
 
+def log_server_run(record, reps, width):
+    """The progress line of one `measure_server` record."""
+    log(f"rep {record['rep'] + 1}/{reps} {record['scenario']:<{width}} {record['rps']:>10,.0f} req/s"
+        f"  p99 {record['p99_ms']:.2f} ms  {record['requests_per_cpu_second']:,.0f} req/CPU-s"
+        + (f"  ({record['errors']} errors)" if record["errors"] else ""))
+
+
+def median_records(runs, names, keys):
+    """Per scenario name, the median of each key over its repetitions."""
+    def median(name, key):
+        values = sorted(r[key] for r in runs if r["scenario"] == name)
+        return values[len(values) // 2]
+    return {name: {key: median(name, key) for key in keys} for name in names}
+
+
+def server_report(script, binary, wasmtime, args, loads, runs, summary, targets):
+    """The JSON report of a server-vs-server benchmark: when, how, where,
+    with what versions, every run, medians and targets."""
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": f"python3 benches/{script} " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "versions": {"serverless-wasm": version([str(binary), "--version"]),
+                     "wasmtime": version([str(wasmtime), "--version"]),
+                     "wrk": version(["wrk", "--version"])},
+        "settings": {"duration_s": args.duration, "reps": args.reps, "loads": loads},
+        "runs": runs, "summary": summary, "targets": targets,
+    }
+
+
 def rate_client(port, path, rate, duration, cpus, connections=64):
     """Latency at a set rate, from benches/rate_client.rs (one pinned core)."""
     cpu = cpus.split(",")[0]
