@@ -20,15 +20,17 @@
 
 use std::hint::black_box;
 use std::path::Path;
+use std::rc::Rc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serverless_wasm::config;
 use serverless_wasm::http::encode::ResponseMeta;
 use serverless_wasm::http::{Decoder, FramingLimits, Request, Response, write_response};
+use serverless_wasm::kv::ShardStores;
 use serverless_wasm::router::{Lookup, Router};
 use serverless_wasm::server::routes::SharedAnswer;
 use serverless_wasm::server::{self, Prepared};
-use serverless_wasm::wasm::{Answer, GuestPool, ShardHttp};
+use serverless_wasm::wasm::{Answer, GuestPool, ShardHttp, ShardServices};
 
 const GET: &[u8] =
     b"GET /hello HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n";
@@ -94,11 +96,14 @@ fn pool(shared: &Prepared, path: &str) -> GuestPool {
     let SharedAnswer::Guest { guest, spec, .. } = &route.answer else {
         panic!("{path} is not wasm")
     };
-    let http = ShardHttp::new().expect("shard runtime");
+    let services = ShardServices {
+        http: ShardHttp::new().expect("shard runtime"),
+        key_value: Rc::new(ShardStores::empty()),
+    };
     shared
         .shared
         .runtime
-        .pool(guest, &route.name, spec, Default::default(), &http)
+        .pool(guest, &route.name, spec, Default::default(), &services)
 }
 
 fn decoded_request() -> Request {

@@ -26,6 +26,8 @@ pub enum StartupError {
     IoUring(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    KeyValue(String),
     #[error("cannot watch the configuration for changes: {0}")]
     Watch(String),
     #[error("cannot install signal handlers: {0}")]

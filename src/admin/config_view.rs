@@ -6,7 +6,9 @@
 
 use serde_json::{Value, json};
 
-use crate::config::{InstancePolicy, WasmSpec};
+use std::collections::BTreeMap;
+
+use crate::config::{InstancePolicy, KeyValueBackend, KeyValueConfig, WasmSpec};
 use crate::server::routes::{Generation, SharedAnswer, SharedRoute};
 
 pub fn render(generation: &Generation) -> String {
@@ -15,6 +17,7 @@ pub fn render(generation: &Generation) -> String {
         "generation": generation.number,
         "config_file": generation.config.source.display().to_string(),
         "routes": routes,
+        "key_value": key_value(&generation.config.key_value),
     });
     // Plain strings and numbers: it always serializes.
     serde_json::to_string_pretty(&view).unwrap_or_default() + "\n"
@@ -79,5 +82,32 @@ fn wasm(spec: &WasmSpec) -> Value {
         "max_queue": limits.max_queue,
         "warm_instances": limits.warm_instances,
         "allowed_outbound": allowed,
+        "key_value_stores": spec.key_value_stores,
     })
+}
+
+/// The key-value stores: kind, where, limits. A Redis URL is shown
+/// without its password (`RedisServer`'s `Display`).
+fn key_value(stores: &BTreeMap<String, KeyValueConfig>) -> Value {
+    let stores: serde_json::Map<String, Value> = stores
+        .values()
+        .map(|store| {
+            let mut view = match &store.backend {
+                KeyValueBackend::Embedded { path } => json!({
+                    "type": "embedded",
+                    "path": path.display().to_string(),
+                }),
+                KeyValueBackend::Redis { server, prefix } => json!({
+                    "type": "redis",
+                    "url": server.to_string(),
+                    "prefix": prefix,
+                }),
+            };
+            view["max_key_bytes"] = json!(store.limits.max_key_bytes);
+            view["max_value_bytes"] = json!(store.limits.max_value_bytes);
+            view["timeout_ms"] = json!(store.limits.timeout.as_millis() as u64);
+            (store.name.clone(), view)
+        })
+        .collect();
+    Value::Object(stores)
 }

@@ -121,6 +121,23 @@ pub const DEFAULT_MAX_BACKEND_CONNECTIONS: usize = 8;
 /// Bytes one request may move to and from backends.
 pub const DEFAULT_MAX_BACKEND_BYTES: usize = 16 << 20;
 
+/// The key-value store every config has without declaring it (embedded).
+pub const DEFAULT_KEY_VALUE_STORE: &str = "default";
+/// `[server] state_dir`, relative to the working directory.
+pub const DEFAULT_STATE_DIR: &str = "serverless-wasm-state";
+/// Keys: 1 KiB is far more than names and ids need, and keeps listing
+/// pages small.
+pub const DEFAULT_MAX_KEY_BYTES: usize = 1 << 10;
+pub const MAX_KEY_BYTES: usize = 64 << 10;
+/// Values: 1 MiB, as requests and responses of a guest are; raise it per
+/// store for documents.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
+pub const MAX_VALUE_BYTES: usize = 64 << 20;
+/// A store that does not answer within 5 s answers the guest an error.
+pub const DEFAULT_KEY_VALUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Redis connections per shard per store: requests queue for one beyond it.
+pub const DEFAULT_REDIS_CONNECTIONS_PER_SHARD: usize = 16;
+
 /// One attempt to fetch one module: a minute covers a large component over
 /// a slow link; a dead server fails faster (connection refused).
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);

@@ -44,6 +44,9 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("server.log_buffer_bytes", a.log_buffer_bytes != b.log_buffer_bytes),
         ("server.compile_cache_dir", a.compile_cache_dir != b.compile_cache_dir),
         ("server.shard_header", a.shard_header != b.shard_header),
+        ("server.state_dir", a.state_dir != b.state_dir),
+        // Stores are opened (files, the store thread) or connected to once.
+        ("key_value", old.key_value != new.key_value),
     ];
     checks
         .into_iter()

@@ -11,6 +11,7 @@ mod access_log;
 mod admin;
 mod defaults;
 mod diff;
+mod key_value;
 mod model;
 mod raw;
 mod routes;
@@ -67,9 +68,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let access_log = access_log::access_log_config(&ctx, raw.access_log.as_ref())?;
     let admin = admin::admin_config(&ctx, raw.admin.as_ref(), listen_address)?;
     let sources = sources::sources_config(&ctx, raw.sources.as_ref())?;
+    let key_value = key_value::key_value_config(&ctx, &raw.key_value, &server.state_dir)?;
     let mut routes = Vec::with_capacity(raw.applications.len());
     for (index, app) in raw.applications.iter().enumerate() {
-        let route = routes::route_spec(&ctx, index, app, &server)?;
+        let route = routes::route_spec(&ctx, index, app, &server, &key_value)?;
         if let Some(other) = routes
             .iter()
             .find(|r: &&RouteSpec| r.method == route.method && r.path == route.path)
@@ -107,6 +109,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         routes,
         admin,
         sources,
+        key_value,
     })
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http::{FramingLimits, Method};
+use crate::net::TlsClient;
 use crate::sources::{ModuleSource, Sha256Digest};
 
 /// A validated configuration.
@@ -23,6 +24,64 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// The `[sources]` table, with the environment's S3 settings under it.
     pub sources: SourcesConfig,
+    /// Every key-value store by name, `default` among them.
+    pub key_value: BTreeMap<String, KeyValueConfig>,
+}
+
+/// A `[key_value.NAME]` table (or the implicit `default` store).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyValueConfig {
+    pub name: String,
+    pub backend: KeyValueBackend,
+    pub limits: KeyValueLimits,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeyValueBackend {
+    /// A database file served by the `store` thread.
+    Embedded { path: PathBuf },
+    /// A Redis server, spoken to from every shard.
+    Redis { server: RedisServer, prefix: String },
+}
+
+/// Where a Redis store lives. Its `Debug` and `Display` leave the password
+/// out: configs are logged and shown by `GET /config`.
+#[derive(Clone, PartialEq)]
+pub struct RedisServer {
+    pub endpoint: Endpoint,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub database: u32,
+}
+
+impl fmt::Display for RedisServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let credentials = match (&self.username, &self.password) {
+            (Some(user), Some(_)) => format!("{user}:***@"),
+            (None, Some(_)) => ":***@".to_string(),
+            (Some(user), None) => format!("{user}@"),
+            (None, None) => String::new(),
+        };
+        write!(f, "redis://{credentials}{}/{}", self.endpoint, self.database)
+    }
+}
+
+impl fmt::Debug for RedisServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisServer({self})")
+    }
+}
+
+/// Bounds of one store, the same on both backends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KeyValueLimits {
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+    /// For one operation, from asking to the answer; then the guest gets
+    /// an error.
+    pub timeout: Duration,
+    /// Redis: connections each shard may hold open.
+    pub max_connections_per_shard: usize,
 }
 
 /// How modules named by an address are fetched and kept.
@@ -85,6 +144,11 @@ pub struct ServerConfig {
     /// Ring of each thread's server and guest log lines; a line that finds
     /// it full is dropped and counted.
     pub log_buffer_bytes: usize,
+    /// Where the server keeps state (embedded key-value stores).
+    pub state_dir: PathBuf,
+    /// Extra certificate authorities for outbound HTTPS and TLS, beside
+    /// webpki's; routes inherit it.
+    pub outbound_tls: TlsClient,
 }
 
 /// The `[access_log]` table: a line per response.
@@ -227,6 +291,8 @@ pub struct WasmSpec {
     pub env: BTreeMap<String, String>,
     pub limits: GuestLimits,
     pub outbound: OutboundPolicy,
+    /// The key-value stores the guest may open (`key_value_stores`).
+    pub key_value_stores: Vec<String>,
 }
 
 /// How a wasm route's instances are recycled.
@@ -287,6 +353,9 @@ pub struct OutboundPolicy {
     pub io_timeout: Duration,
     pub max_connections: usize,
     pub max_bytes: u64,
+    /// Which certificate authorities an `https://` or `tls://` backend's
+    /// certificate must chain to.
+    pub tls: TlsClient,
 }
 
 /// `host:port` as written in `allowed_outbound` (host lower-cased).

@@ -22,6 +22,27 @@ pub struct RawConfig {
     pub applications: Vec<RawApplication>,
     pub admin: Option<RawAdmin>,
     pub sources: Option<RawSources>,
+    /// `[key_value.NAME]` tables: the stores routes may use.
+    #[serde(default)]
+    pub key_value: BTreeMap<String, Spanned<RawKeyValue>>,
+}
+
+/// One `[key_value.NAME]` table: a key-value store guests may open by name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeyValue {
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    /// Embedded: the database file.
+    pub path: Option<Spanned<String>>,
+    /// Redis: `redis://[[user]:password@]host[:port][/db]`.
+    pub url: Option<Spanned<String>>,
+    /// Redis: prepended to every key.
+    pub prefix: Option<Spanned<String>>,
+    pub max_key_bytes: Option<Spanned<ByteSize>>,
+    pub max_value_bytes: Option<Spanned<ByteSize>>,
+    pub timeout_ms: Option<Spanned<u64>>,
+    pub max_connections_per_shard: Option<Spanned<usize>>,
 }
 
 /// The optional `[sources]` table: how modules are fetched and cached.
@@ -74,6 +95,8 @@ pub struct RawServer {
     pub shard_header: Option<bool>,
     pub compile_cache_dir: Option<Spanned<String>>,
     pub log_buffer_bytes: Option<Spanned<ByteSize>>,
+    pub state_dir: Option<Spanned<String>>,
+    pub outbound_ca_file: Option<Spanned<String>>,
 }
 
 /// The optional `[access_log]` table: present, every response is logged.
@@ -128,4 +151,8 @@ pub struct RawApplication {
     pub io_timeout_ms: Option<Spanned<u64>>,
     pub max_backend_connections: Option<Spanned<usize>>,
     pub max_backend_bytes: Option<Spanned<ByteSize>>,
+    pub outbound_ca_file: Option<Spanned<String>>,
+
+    // Key-value stores the guest may open.
+    pub key_value_stores: Option<Vec<Spanned<String>>>,
 }

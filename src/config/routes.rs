@@ -1,13 +1,14 @@
 //! `[[applications]]`: one route each, native or wasm, with its limits.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
 use super::defaults::*;
 use super::{
-    ConfigError, Ctx, Endpoint, GuestLimits, HandlerSpec, InstancePolicy, OutboundPolicy, RoutePath, RouteSpec,
-    ServerConfig, Settings, StaticSpec, WasmSpec, raw,
+    ConfigError, Ctx, Endpoint, GuestLimits, HandlerSpec, InstancePolicy, KeyValueConfig, OutboundPolicy, RoutePath,
+    RouteSpec, ServerConfig, Settings, StaticSpec, WasmSpec, raw,
 };
 use crate::http::Method;
 use crate::sources::{ModuleSource, Sha256Digest};
@@ -21,6 +22,7 @@ pub(super) fn route_spec(
     index: usize,
     app: &raw::RawApplication,
     server: &ServerConfig,
+    stores: &BTreeMap<String, KeyValueConfig>,
 ) -> Result<RouteSpec, ConfigError> {
     let s = Settings::new(ctx, format!("applications[{index}]"));
     let method = parse_method(app.method.get_ref()).ok_or_else(|| {
@@ -80,7 +82,7 @@ pub(super) fn route_spec(
                     ));
                 }
             }
-            HandlerSpec::Wasm(Box::new(wasm_spec(&s, app, file, server)?))
+            HandlerSpec::Wasm(Box::new(wasm_spec(&s, app, file, server, stores)?))
         }
     };
     Ok(RouteSpec {
@@ -198,6 +200,11 @@ fn reject_wasm_keys(s: &Settings<'_>, app: &raw::RawApplication) -> Result<(), C
             app.max_backend_connections.as_ref().map(|v| v.span()),
         ),
         ("max_backend_bytes", app.max_backend_bytes.as_ref().map(|v| v.span())),
+        ("outbound_ca_file", app.outbound_ca_file.as_ref().map(|v| v.span())),
+        (
+            "key_value_stores",
+            app.key_value_stores.as_ref().and_then(|v| v.first()).map(|v| v.span()),
+        ),
     ];
     match spans.into_iter().find_map(|(name, span)| span.map(|s| (name, s))) {
         None => Ok(()),
@@ -214,6 +221,7 @@ fn wasm_spec(
     app: &raw::RawApplication,
     file: &Spanned<String>,
     server: &ServerConfig,
+    stores: &BTreeMap<String, KeyValueConfig>,
 ) -> Result<WasmSpec, ConfigError> {
     const HOUR_MS: u64 = 3_600_000;
     let ctx = s.ctx;
@@ -300,7 +308,26 @@ fn wasm_spec(
         io_timeout:      s.millis(&app.io_timeout_ms,        "io_timeout_ms",           DEFAULT_IO_TIMEOUT,              1, HOUR_MS)?,
         max_connections: s.int(&app.max_backend_connections, "max_backend_connections", DEFAULT_MAX_BACKEND_CONNECTIONS, 0, 1024)?,
         max_bytes:       s.size(&app.max_backend_bytes,      "max_backend_bytes",       DEFAULT_MAX_BACKEND_BYTES,       0, 1 << 40)? as u64,
+        tls: match &app.outbound_ca_file {
+            Some(file) => super::server::ca_file(s, file, "outbound_ca_file")?,
+            None => server.outbound_tls.clone(),
+        },
     };
+    let mut key_value_stores = Vec::new();
+    for store in app.key_value_stores.iter().flatten() {
+        let name = store.get_ref();
+        if !stores.contains_key(name) {
+            let declared: Vec<&str> = stores.keys().map(String::as_str).collect();
+            return Err(s.error(
+                store,
+                "key_value_stores",
+                format!("no key-value store {name:?}: declared are {}", declared.join(", ")),
+            ));
+        }
+        if !key_value_stores.contains(name) {
+            key_value_stores.push(name.clone());
+        }
+    }
     Ok(WasmSpec {
         source,
         sha256,
@@ -310,6 +337,7 @@ fn wasm_spec(
         env,
         limits,
         outbound,
+        key_value_stores,
     })
 }
 

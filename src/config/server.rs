@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::defaults::*;
 use super::{ConfigError, Ctx, EngineLimits, ServerConfig, Settings, Timeouts, raw};
 use crate::http::FramingLimits;
+use crate::net::TlsClient;
 
 pub(super) fn server_config(ctx: &Ctx<'_>, raw: &raw::RawServer) -> Result<ServerConfig, ConfigError> {
     const HOUR_MS: u64 = 3_600_000;
@@ -67,6 +68,25 @@ pub(super) fn server_config(ctx: &Ctx<'_>, raw: &raw::RawServer) -> Result<Serve
         shard_header: raw.shard_header.unwrap_or(false),
         // Created (and its permissions checked) when the server starts.
         compile_cache_dir: raw.compile_cache_dir.as_ref().map(|dir| s.path(dir, "compile_cache_dir")).transpose()?,
+        state_dir: match &raw.state_dir {
+            Some(dir) => s.path(dir, "state_dir")?,
+            None => std::path::PathBuf::from(DEFAULT_STATE_DIR),
+        },
+        outbound_tls: match &raw.outbound_ca_file {
+            Some(file) => ca_file(&s, file, "outbound_ca_file")?,
+            None => TlsClient::public_roots(),
+        },
     };
     Ok(config)
+}
+
+/// `outbound_ca_file` (server or route): read and parsed now, so a bad file
+/// stops a start or a reload with its location.
+pub(super) fn ca_file(s: &Settings<'_>, file: &toml::Spanned<String>, key: &str) -> Result<TlsClient, ConfigError> {
+    let path = s.path(file, key)?;
+    // Fuzzing must not read files named by its input.
+    if cfg!(fuzzing) {
+        return Ok(TlsClient::public_roots());
+    }
+    TlsClient::with_ca_file(&path).map_err(|m| s.error(file, key, m))
 }

@@ -36,8 +36,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crate::admin::{self, AdminState, ReloadLink};
-use crate::config::Config;
+use crate::config::{Config, HandlerSpec, KeyValueBackend};
 use crate::error::StartupError;
+use crate::kv::StoreThread;
 use crate::logging::Logging;
 use crate::sources::Progress;
 use crate::stats::{Health, ShardStats};
@@ -83,6 +84,29 @@ pub fn prepare(config: Config, shards: usize) -> Result<Prepared, StartupError> 
         generation,
         cache,
     })
+}
+
+/// Starts the `store` thread and opens the embedded stores routes use, so
+/// that one that cannot be opened stops the start with its reason.
+fn start_stores(config: &Config) -> Result<StoreThread, StartupError> {
+    let stores = StoreThread::start(&config.key_value)
+        .map_err(|e| StartupError::KeyValue(format!("cannot start the store thread: {e}")))?;
+    let mut used: Vec<&str> = Vec::new();
+    for route in &config.routes {
+        if let HandlerSpec::Wasm(spec) = &route.handler {
+            for name in &spec.key_value_stores {
+                let embedded = matches!(
+                    config.key_value.get(name).map(|c| &c.backend),
+                    Some(KeyValueBackend::Embedded { .. })
+                );
+                if embedded && !used.contains(&name.as_str()) {
+                    used.push(name);
+                }
+            }
+        }
+    }
+    stores.open(&used).map_err(StartupError::KeyValue)?;
+    Ok(stores)
 }
 
 /// Which CPU each shard is pinned to.
@@ -185,6 +209,7 @@ pub fn run(
     } else {
         None
     };
+    let stores = start_stores(&shared.config)?;
     let shared = Arc::new(shared);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut handles = Vec::with_capacity(placement.len());
@@ -203,6 +228,7 @@ pub fn run(
             flags: flags.clone(),
             stats: stats[id].clone(),
             logging: logging.clone(),
+            stores: stores.clone(),
         };
         handles.push(shard::spawn(start).map_err(|message| StartupError::Shard { id, message })?);
     }

@@ -5,7 +5,6 @@
 //! request holds the `ShardRoutes` it started with until it ends, so a
 //! replaced generation lives on until its last request is answered.
 
-use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::config::{Config, RoutePath, RouteSpec, StaticSpec, WasmSpec};
@@ -13,7 +12,7 @@ use crate::http::{Method, Response};
 use crate::router::{Lookup, Router};
 use crate::sources::Sha256Digest;
 use crate::stats::{RouteStats, ShardStats};
-use crate::wasm::{Guest, GuestPool, Runtime, ShardHttp, Warmed};
+use crate::wasm::{Guest, GuestPool, Runtime, ShardServices, Warmed};
 
 /// One configuration's routes, with their guests compiled and checked.
 pub struct Generation {
@@ -144,7 +143,7 @@ impl ShardRoutes {
         generation: &Arc<Generation>,
         runtime: &Runtime,
         stats: &Arc<ShardStats>,
-        http: &Rc<ShardHttp>,
+        services: &ShardServices,
     ) -> ShardRoutes {
         stats.generations_alive.set(stats.generations_alive.get() + 1);
         let routes = generation.routes.iter().map(|shared| {
@@ -152,7 +151,7 @@ impl ShardRoutes {
             let handler = match &shared.answer {
                 SharedAnswer::Static(response) => Handler::Static(response.clone()),
                 SharedAnswer::Guest { guest, spec, .. } => {
-                    Handler::Guest(runtime.pool(guest, &shared.name, spec, stats.clone(), http))
+                    Handler::Guest(runtime.pool(guest, &shared.name, spec, stats.clone(), services))
                 }
             };
             let route = Route {

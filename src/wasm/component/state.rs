@@ -18,6 +18,7 @@ use wasmtime_wasi_http::p2::types::{
 };
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::keyvalue::KeyValueCtx;
 use super::outbound::{OutboundHooks, ShardHttp};
 use crate::wasm::failure::InvokeError;
 use crate::wasm::guest_log::LogBudget;
@@ -37,6 +38,7 @@ pub struct ComponentState {
     pub(super) limits: GuestLimiter,
     /// Shared with the guest's stdout and stderr.
     log_budget: ShardLocal<Rc<RefCell<LogBudget>>>,
+    key_value: KeyValueCtx,
 }
 
 impl ComponentState {
@@ -67,7 +69,13 @@ impl ComponentState {
             hooks,
             limits,
             log_budget: ShardLocal::new(log_budget),
+            key_value: KeyValueCtx::new(&route.label, route.key_value.clone()),
         }
+    }
+
+    /// What `wasi:keyvalue` borrows: the resource table and the stores.
+    pub(super) fn key_value_parts(&mut self) -> (&mut ResourceTable, &mut KeyValueCtx) {
+        (&mut self.table, &mut self.key_value)
     }
 
     /// Ends a request on a reused instance, so that the next one starts

@@ -129,4 +129,70 @@ pub mod tcp_error {
     pub const LIMIT: i64 = -7;
     /// Backends cannot be used here (while the module is checked at start-up).
     pub const UNAVAILABLE: i64 = -8;
+    /// `tls://`: the backend's certificate was not accepted (unknown
+    /// authority, wrong name, expired) or the handshake failed; logged.
+    pub const TLS: i64 = -9;
+}
+
+/// Import module of the key-value host functions (version 1). A module
+/// that imports none of them is exactly an original-ABI guest.
+pub const KV_MODULE: &str = "kv_v1";
+
+/// `kv_v1`: open a store by name, then get, set, delete, increment and
+/// list its keys (`docs/guest-abi.md`).
+pub const KV_FUNCTIONS: &[Signature] = &[
+    Signature {
+        name: "open",
+        params: &[I32, I64],
+        results: &[I32],
+    },
+    Signature {
+        name: "get",
+        params: &[I32, I32, I64, I32, I64],
+        results: &[I64],
+    },
+    Signature {
+        name: "set",
+        params: &[I32, I32, I64, I32, I64],
+        results: &[I32],
+    },
+    Signature {
+        name: "delete",
+        params: &[I32, I32, I64],
+        results: &[I32],
+    },
+    Signature {
+        name: "increment",
+        params: &[I32, I32, I64, I64, I32],
+        results: &[I32],
+    },
+    Signature {
+        name: "list_keys",
+        params: &[I32, I64, I32, I64, I32],
+        results: &[I64],
+    },
+];
+
+/// Every import module a core module may import functions from.
+pub const IMPORT_MODULES: &[(&str, &[Signature])] = &[(MODULE, HOST_FUNCTIONS), (KV_MODULE, KV_FUNCTIONS)];
+
+/// The codes the `kv_v1` functions return (negative; `get` also returns
+/// [`ABSENT`] for a key that is not there).
+pub mod kv_error {
+    /// No store of that name is declared.
+    pub const NO_SUCH_STORE: i64 = -2;
+    /// The store exists but is not in the route's `key_value_stores`.
+    pub const ACCESS_DENIED: i64 = -3;
+    /// A key, value or the store name is larger than the store allows.
+    pub const TOO_LARGE: i64 = -4;
+    /// Not a handle `open` returned to this instance.
+    pub const BAD_HANDLE: i64 = -5;
+    /// `increment` on a value that is not a decimal 64-bit integer.
+    pub const NOT_A_NUMBER: i64 = -6;
+    /// `increment` would overflow a signed 64-bit integer.
+    pub const OVERFLOW: i64 = -7;
+    /// The store failed or did not answer in time (logged with the reason).
+    pub const UNAVAILABLE: i64 = -8;
+    /// A key or store name that is not UTF-8.
+    pub const BAD_KEY: i64 = -9;
 }

@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use glommio::net::TcpStream;
+use crate::net::BackendStream;
 
 use super::abi::tcp_error as code;
 
@@ -12,7 +12,7 @@ use super::abi::tcp_error as code;
 /// integers from 1, local to the request.
 #[derive(Default)]
 pub struct Backends {
-    slots: Vec<Option<TcpStream>>,
+    slots: Vec<Option<BackendStream>>,
     open: usize,
     /// Bytes read and written by this request so far.
     pub(super) bytes: u64,
@@ -44,7 +44,7 @@ impl Backends {
         self.bytes = 0;
     }
 
-    pub(super) fn insert(&mut self, stream: TcpStream) -> i64 {
+    pub(super) fn insert(&mut self, stream: BackendStream) -> i64 {
         self.open += 1;
         match self.slots.iter().position(Option::is_none) {
             Some(i) => {
@@ -64,7 +64,7 @@ impl Backends {
 
     /// Takes a stream out for an operation; [`Backends::put_back`] returns
     /// it. If the operation is abandoned, the stream is dropped (closed).
-    pub(super) fn take_stream(&mut self, fd: i32) -> Option<TcpStream> {
+    pub(super) fn take_stream(&mut self, fd: i32) -> Option<BackendStream> {
         let stream = self.slots.get_mut(Self::index(fd)?)?.take();
         if stream.is_some() {
             self.open -= 1;
@@ -72,7 +72,7 @@ impl Backends {
         stream
     }
 
-    pub(super) fn put_back(&mut self, fd: i32, stream: TcpStream) {
+    pub(super) fn put_back(&mut self, fd: i32, stream: BackendStream) {
         if let Some(slot) = Self::index(fd).and_then(|i| self.slots.get_mut(i)) {
             *slot = Some(stream);
             self.open += 1;

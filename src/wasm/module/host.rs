@@ -6,7 +6,9 @@ use std::rc::Rc;
 use wasmtime::{Caller, Memory};
 
 use super::backends::Backends;
+use super::kv::OpenStores;
 use crate::http::Request;
+use crate::kv::Store;
 use crate::wasm::guest_log::LogBudget;
 use crate::wasm::limiter::GuestLimiter;
 use crate::wasm::route::RouteContext;
@@ -33,6 +35,8 @@ pub struct HostState {
     pub(super) limits: GuestLimiter,
     pub(super) log: LogBudget,
     pub(super) backends: ShardLocal<Backends>,
+    /// Key-value stores the instance opened (`kv_v1.open`).
+    pub(super) open_stores: ShardLocal<OpenStores>,
     /// Set while instantiating at start-up (no shard, no sockets).
     pub(super) trial: bool,
 }
@@ -50,6 +54,7 @@ impl HostState {
             limits,
             log,
             backends: ShardLocal::new(Backends::default()),
+            open_stores: ShardLocal::new(OpenStores::default()),
             trial,
         }
     }
@@ -63,6 +68,11 @@ impl HostState {
 
     pub(super) fn route(&self) -> &RouteContext {
         &self.route
+    }
+
+    /// The store behind a `kv_v1` handle.
+    pub(super) fn stores(&self, handle: i32) -> Option<Rc<Store>> {
+        self.open_stores.get(handle)
     }
 }
 

@@ -55,13 +55,16 @@ fn check_imports(module: &Module) -> Result<(), String> {
         let ExternType::Func(func) = import.ty() else {
             return Err(format!("imports {name}, which the host does not provide"));
         };
-        let wanted = HOST_FUNCTIONS
+        // An unknown import module is reported against `env`, the ABI's.
+        let known = abi::IMPORT_MODULES
             .iter()
-            .find(|f| import.module() == abi::MODULE && f.name == import.name());
+            .find(|(module, _)| *module == import.module());
+        let (module, functions) = known.copied().unwrap_or((abi::MODULE, HOST_FUNCTIONS));
+        let wanted = known.and_then(|_| functions.iter().find(|f| f.name == import.name()));
         let Some(wanted) = wanted else {
-            let available: Vec<&str> = HOST_FUNCTIONS.iter().map(|f| f.name).collect();
+            let available: Vec<&str> = functions.iter().map(|f| f.name).collect();
             return Err(format!(
-                "imports {name}, which the host does not provide (the host provides, in module \"env\": {})",
+                "imports {name}, which the host does not provide (the host provides, in module {module:?}: {})",
                 available.join(", ")
             ));
         };

@@ -17,6 +17,7 @@ mod backends;
 mod host;
 mod imported_memory;
 mod invoke;
+mod kv;
 mod linker;
 mod load;
 mod net;

@@ -11,7 +11,6 @@
 use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use wasmtime::{Caller, Linker};
 
 use super::abi::MODULE;
@@ -19,8 +18,8 @@ use super::abi::tcp_error as code;
 use super::backends::{WaitingOnIo, io_code};
 use super::host::{HostState, guest_range, memory_and_state};
 use crate::config::Endpoint;
+use crate::net::{BackendStream, ConnectError};
 use crate::stats::OutboundResult;
-use crate::wasm::resolve::resolve;
 use crate::wasm::shard_local::ShardLocal;
 
 /// Most bytes moved by one `tcp_read`; larger buffers are filled partially.
@@ -71,7 +70,12 @@ async fn connect(mut caller: Caller<'_, HostState>, ptr: i32, len: i64) -> wasmt
             route.stats.outbound(result);
         }
     };
-    let Ok(endpoint) = Endpoint::parse(&address) else {
+    // `tls://host:port`: the same allow-list entry, with TLS on top.
+    let (tls, plain_address) = match address.strip_prefix("tls://") {
+        Some(rest) => (true, rest),
+        None => (false, address.as_str()),
+    };
+    let Ok(endpoint) = Endpoint::parse(plain_address) else {
         tracing::warn!(route = %route.label, address = %address.escape_debug(), "tcp_connect: not a host:port address");
         count(OutboundResult::Failed);
         return Ok(code::BAD_ADDRESS as i32);
@@ -94,34 +98,30 @@ async fn connect(mut caller: Caller<'_, HostState>, ptr: i32, len: i64) -> wasmt
     let stats = route.stats.clone();
     let waiting = WaitingOnIo::start(&state.backends);
 
-    let addr = match resolve(&endpoint).await {
-        Ok(addr) => addr,
-        Err(e) => {
-            tracing::warn!(route = %label, address = %endpoint, "tcp_connect: cannot resolve: {e}");
-            stats.outbound(OutboundResult::Failed);
-            return Ok(code::BAD_ADDRESS as i32);
-        }
-    };
-    let stream = match TcpStream::connect_timeout(addr, timeout).await {
+    let tls_client = tls.then(|| route.outbound.tls.clone());
+    let stream = match crate::net::connect(&endpoint, tls_client.as_ref(), timeout).await {
         Ok(stream) => stream,
         Err(e) => {
-            let e = std::io::Error::from(e);
-            let code = io_code(&e);
-            tracing::warn!(route = %label, address = %endpoint, "tcp_connect failed: {e}");
+            let code = match &e {
+                ConnectError::Resolve(_) | ConnectError::BadServerName => code::BAD_ADDRESS,
+                ConnectError::Refused => code::REFUSED,
+                ConnectError::Timeout => code::TIMED_OUT,
+                ConnectError::Connect(e) => io_code(e),
+                ConnectError::Certificate(_) | ConnectError::Handshake(_) => code::TLS,
+            };
+            tracing::warn!(route = %label, address = %address, "tcp_connect failed: {e}");
             stats.outbound(OutboundResult::Failed);
             return Ok(code as i32);
         }
     };
     stats.outbound(OutboundResult::Ok);
     drop(waiting);
-    // Request/response protocols: do not hold back small writes.
-    let _ = stream.set_nodelay(true);
     Ok(caller.data_mut().backends.insert(stream) as i32)
 }
 
 /// Checks the handle and the byte budget before an operation of `len`
 /// bytes; on success the stream is taken out of the table.
-fn begin_io(state: &mut HostState, fd: i32, len: usize) -> Result<(TcpStream, Duration), i64> {
+fn begin_io(state: &mut HostState, fd: i32, len: usize) -> Result<(BackendStream, Duration), i64> {
     let limit = state.route().outbound.max_bytes;
     let timeout = state.route().outbound.io_timeout;
     if state.backends.bytes.saturating_add(len as u64) > limit && len > 0 {
@@ -142,7 +142,7 @@ async fn read(mut caller: Caller<'_, HostState>, fd: i32, ptr: i32, cap: i64) ->
         Err(code) => return Ok(code),
     };
     let mut buf = vec![0u8; want];
-    let _ = stream.set_read_timeout(Some(timeout));
+    stream.set_read_timeout(Some(timeout));
     let waiting = WaitingOnIo::start(&state.backends);
     let result = stream.read(&mut buf).await;
     drop(waiting);
@@ -170,9 +170,14 @@ async fn write(mut caller: Caller<'_, HostState>, fd: i32, ptr: i32, len: i64) -
     };
     // The guest's memory cannot be borrowed across the wait.
     let data = memory[range].to_vec();
-    let _ = stream.set_write_timeout(Some(timeout));
+    stream.set_write_timeout(Some(timeout));
     let waiting = WaitingOnIo::start(&state.backends);
-    let result = stream.write_all(&data).await;
+    // Flushed: a TLS stream may hold back the last record.
+    let result = async {
+        stream.write_all(&data).await?;
+        stream.flush().await
+    }
+    .await;
     drop(waiting);
     let state = caller.data_mut();
     state.backends.put_back(fd, stream);

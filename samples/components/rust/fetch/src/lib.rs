@@ -1,5 +1,5 @@
 //! fetch: an outgoing HTTP request from inside a component. GETs the URL in
-//! the `BACKEND_URL` environment variable (plain `http://` only) with
+//! the `BACKEND_URL` environment variable (`http://` or `https://`) with
 //! `wasi:http/outgoing-handler`, waits on the response future's pollable and
 //! streams the backend's body back with `x-backend-status: <status>`.
 //! Errors: 500 if `BACKEND_URL` is missing/unusable, 502 if the request fails.
@@ -23,11 +23,11 @@ impl Guest for Fetch {
             Ok(url) => url,
             Err(_) => return respond(response_out, 500, "BACKEND_URL is not set\n"),
         };
-        let Some((authority, path_with_query)) = split_http_url(&url) else {
-            let msg = format!("BACKEND_URL must look like http://host[:port][/path]: {url}\n");
+        let Some((scheme, authority, path_with_query)) = split_http_url(&url) else {
+            let msg = format!("BACKEND_URL must look like http[s]://host[:port][/path]: {url}\n");
             return respond(response_out, 500, &msg);
         };
-        let backend = match get(authority, path_with_query) {
+        let backend = match get(scheme, authority, path_with_query) {
             Ok(response) => response,
             Err(e) => return respond(response_out, 502, &format!("backend error: {e:?}\n")),
         };
@@ -54,9 +54,12 @@ impl Guest for Fetch {
     }
 }
 
-/// `http://authority[/path][?query]` -> (authority, path-with-query).
-fn split_http_url(url: &str) -> Option<(&str, String)> {
-    let rest = url.strip_prefix("http://")?;
+/// `http[s]://authority[/path][?query]` -> (scheme, authority, path-with-query).
+fn split_http_url(url: &str) -> Option<(Scheme, &str, String)> {
+    let (scheme, rest) = match url.strip_prefix("https://") {
+        Some(rest) => (Scheme::Https, rest),
+        None => (Scheme::Http, url.strip_prefix("http://")?),
+    };
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
     if authority.is_empty() {
@@ -67,13 +70,13 @@ fn split_http_url(url: &str) -> Option<(&str, String)> {
     } else {
         format!("/{tail}")
     };
-    Some((authority, path))
+    Some((scheme, authority, path))
 }
 
-/// GET http://authority/path_with_query and wait for the response head.
-fn get(authority: &str, path_with_query: String) -> Result<IncomingResponse, ErrorCode> {
+/// GET scheme://authority/path_with_query and wait for the response head.
+fn get(scheme: Scheme, authority: &str, path_with_query: String) -> Result<IncomingResponse, ErrorCode> {
     let request = OutgoingRequest::new(Fields::new()); // method defaults to GET
-    request.set_scheme(Some(&Scheme::Http)).expect("scheme");
+    request.set_scheme(Some(&scheme)).expect("scheme");
     request
         .set_authority(Some(authority))
         .map_err(|()| ErrorCode::HttpRequestUriInvalid)?;

@@ -1,4 +1,4 @@
-//! Backend addresses to socket addresses, for both guest kinds.
+//! Backend addresses to socket addresses, for guests and key-value stores.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 

@@ -1,0 +1,140 @@
+//! One connection to a backend, plain or TLS, on the shard's reactor.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncRead, AsyncWrite};
+use futures_rustls::TlsConnector;
+use futures_rustls::client::TlsStream;
+use glommio::net::TcpStream;
+use rustls::pki_types::ServerName;
+
+use super::{TlsClient, resolve};
+use crate::config::Endpoint;
+
+/// A backend connection. Timeouts are the TCP socket's: glommio applies
+/// them to every read and write, which TLS records go through too.
+pub enum BackendStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Why a connection could not be made; the message says it for logs.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot resolve: {0}")]
+    Resolve(io::Error),
+    #[error("connection refused")]
+    Refused,
+    #[error("timed out")]
+    Timeout,
+    #[error("{0}")]
+    Connect(io::Error),
+    #[error("TLS: the host name is not a valid server name")]
+    BadServerName,
+    /// The certificate did not verify (unknown authority, wrong name,
+    /// expired, ...), rustls' words.
+    #[error("TLS certificate not accepted: {0}")]
+    Certificate(String),
+    #[error("TLS handshake failed: {0}")]
+    Handshake(String),
+}
+
+/// Connects to `endpoint`; with `tls`, the handshake (server name: the
+/// endpoint's host) is done within the same `timeout`.
+pub async fn connect(
+    endpoint: &Endpoint,
+    tls: Option<&TlsClient>,
+    timeout: Duration,
+) -> Result<BackendStream, ConnectError> {
+    let started = Instant::now();
+    let addr = resolve(endpoint).await.map_err(ConnectError::Resolve)?;
+    let stream = TcpStream::connect_timeout(addr, timeout)
+        .await
+        .map_err(|e| match io::Error::from(e) {
+            e if e.kind() == io::ErrorKind::ConnectionRefused => ConnectError::Refused,
+            e if e.kind() == io::ErrorKind::TimedOut => ConnectError::Timeout,
+            e => ConnectError::Connect(e),
+        })?;
+    // Request/response protocols: do not hold back small writes.
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        return Ok(BackendStream::Plain(stream));
+    };
+    let name = ServerName::try_from(endpoint.host.clone()).map_err(|_| ConnectError::BadServerName)?;
+    let remaining = timeout.saturating_sub(started.elapsed());
+    let handshake = TlsConnector::from(tls.config().clone()).connect(name, stream);
+    let timed = futures_lite::future::or(async { Some(handshake.await) }, async {
+        glommio::timer::sleep(remaining).await;
+        None
+    });
+    match timed.await {
+        None => Err(ConnectError::Timeout),
+        Some(Ok(stream)) => Ok(BackendStream::Tls(Box::new(stream))),
+        Some(Err(e)) => Err(handshake_error(e)),
+    }
+}
+
+fn handshake_error(e: io::Error) -> ConnectError {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(why)) => ConnectError::Certificate(format!("{why}")),
+        Some(other) => ConnectError::Handshake(other.to_string()),
+        None if e.kind() == io::ErrorKind::TimedOut => ConnectError::Timeout,
+        None => ConnectError::Handshake(e.to_string()),
+    }
+}
+
+impl BackendStream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            BackendStream::Plain(stream) => stream,
+            BackendStream::Tls(stream) => stream.get_ref().0,
+        }
+    }
+
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) {
+        let _ = self.tcp().set_read_timeout(timeout);
+    }
+
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) {
+        let _ = self.tcp().set_write_timeout(timeout);
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, BackendStream::Tls(_))
+    }
+}
+
+impl AsyncRead for BackendStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            BackendStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for BackendStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            BackendStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Plain(s) => Pin::new(s).poll_close(cx),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
+}
