@@ -40,6 +40,8 @@ pub enum ConnectError {
     Certificate(String),
     #[error("TLS handshake failed: {0}")]
     Handshake(String),
+    #[error("TLS handshake timed out")]
+    HandshakeTimeout,
 }
 
 /// Connects to `endpoint`; with `tls`, the handshake (server name: the
@@ -71,7 +73,7 @@ pub async fn connect(
         None
     });
     match timed.await {
-        None => Err(ConnectError::Timeout),
+        None => Err(ConnectError::HandshakeTimeout),
         Some(Ok(stream)) => Ok(BackendStream::Tls(Box::new(stream))),
         Some(Err(e)) => Err(handshake_error(e)),
     }

@@ -10,6 +10,8 @@ mod config_check;
 mod foundation;
 mod hostile;
 mod isolation;
+mod key_value;
+mod outbound_tls;
 mod protocol;
 mod reload;
 mod service;

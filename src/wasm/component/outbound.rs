@@ -360,7 +360,10 @@ impl Client {
             .map_err(|e| {
                 if matches!(
                     e,
-                    ConnectError::Certificate(_) | ConnectError::Handshake(_) | ConnectError::BadServerName
+                    ConnectError::Certificate(_)
+                        | ConnectError::Handshake(_)
+                        | ConnectError::HandshakeTimeout
+                        | ConnectError::BadServerName
                 ) {
                     tracing::warn!(route = %self.label, address = %endpoint, "outgoing HTTPS: {e}");
                 }
@@ -370,7 +373,7 @@ impl Client {
                         info_code: None,
                     },
                     ConnectError::Refused => Error::ConnectionRefused,
-                    ConnectError::Timeout => Error::ConnectionTimeout,
+                    ConnectError::Timeout | ConnectError::HandshakeTimeout => Error::ConnectionTimeout,
                     ConnectError::Connect(e) => Error::Connect(e),
                     ConnectError::BadServerName => Error::HttpRequestUriInvalid,
                     ConnectError::Certificate(_) => Error::TlsCertificateError,

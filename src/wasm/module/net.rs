@@ -105,7 +105,7 @@ async fn connect(mut caller: Caller<'_, HostState>, ptr: i32, len: i64) -> wasmt
             let code = match &e {
                 ConnectError::Resolve(_) | ConnectError::BadServerName => code::BAD_ADDRESS,
                 ConnectError::Refused => code::REFUSED,
-                ConnectError::Timeout => code::TIMED_OUT,
+                ConnectError::Timeout | ConnectError::HandshakeTimeout => code::TIMED_OUT,
                 ConnectError::Connect(e) => io_code(e),
                 ConnectError::Certificate(_) | ConnectError::Handshake(_) => code::TLS,
             };

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod process;
 pub mod sources;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
@@ -362,8 +363,13 @@ impl Redis {
     /// `None` when redis-server is not installed (the test says so and
     /// fails: `.ci/run` installs it).
     pub fn start() -> Redis {
+        Redis::start_with(&[])
+    }
+
+    /// With extra arguments (`--requirepass`, ...).
+    pub fn start_with(extra: &[&str]) -> Redis {
         let port = free_port();
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "--port",
             &port.to_string(),
             "--bind",
@@ -378,6 +384,7 @@ impl Redis {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
         let binary = which("redis-server")
             .expect("redis-server is not installed (bash .ci/run installs it: apt-get install redis-server)");
         let process = Process::spawn(&binary, &args, &[]);

@@ -108,6 +108,7 @@ pub enum NetError {
     BadHandle,
     Limit,
     Unavailable,
+    Tls,
     Unknown(i64),
 }
 
@@ -122,6 +123,7 @@ impl NetError {
             -6 => NetError::BadHandle,
             -7 => NetError::Limit,
             -8 => NetError::Unavailable,
+            -9 => NetError::Tls,
             other => NetError::Unknown(other),
         }
     }
@@ -147,6 +149,7 @@ impl core::fmt::Display for NetError {
             NetError::BadHandle => "bad handle",
             NetError::Limit => "limit reached",
             NetError::Unavailable => "backends unavailable",
+            NetError::Tls => "TLS certificate not accepted or handshake failed",
             NetError::Unknown(code) => return write!(f, "error {code}"),
         };
         f.write_str(text)
