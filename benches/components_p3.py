@@ -21,7 +21,6 @@ Targets from the issue: ours-p3-reuse >= 3x wasmtime-serve-p3's req/s and
 `components-p3` section of benches/RESULTS.md.
 """
 
-import argparse
 import json
 import sys
 
@@ -45,17 +44,7 @@ instance = "{instance}"
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=5)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="2 s runs, 1 repetition")
-    parser.add_argument("--no-build", action="store_true")
-    parser.add_argument("--no-record", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
-        args.duration, args.reps = 2, 1
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    load.ensure_tool("wrk", "wrk")
+    args = load.server_bench_args(__doc__)
     wasmtime = load.ensure_cargo_tool("wasmtime", "wasmtime-cli", load.WASMTIME_VERSION)
     if not args.no_build:
         log("building the server and the sample components")

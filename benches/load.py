@@ -199,14 +199,15 @@ def wrk(url, connections, depth, duration, cpus):
     return json.loads(line)
 
 
-def measure_server(process, connections, depth, duration, client_cpus, name, rep):
+def measure_server(process, connections, depth, duration, client_cpus, name, rep, path="/"):
     """One wrk run (after a 1 s warm-up) against a started server, which is
     stopped after it: a record with req/s, latency, errors and requests per
     server CPU-second (which does not depend on the generator's CPU)."""
+    url = f"http://127.0.0.1:{process.port}{path}"
     try:
-        wrk(f"http://127.0.0.1:{process.port}/", connections, depth, 1, client_cpus)  # warm-up
+        wrk(url, connections, depth, 1, client_cpus)  # warm-up
         before = process.cpu_seconds()
-        result = wrk(f"http://127.0.0.1:{process.port}/", connections, depth, duration, client_cpus)
+        result = wrk(url, connections, depth, duration, client_cpus)
         cpu = process.cpu_seconds() - before
     finally:
         process.stop()
@@ -217,6 +218,23 @@ def measure_server(process, connections, depth, duration, client_cpus, name, rep
         "errors": sum(result["errors"].values()),
         "requests_per_cpu_second": result["requests"] / max(cpu, 1e-9),
     }
+
+
+def server_bench_args(doc):
+    """The options every server-vs-server benchmark takes; makes the
+    results directory and checks for wrk."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="2 s runs, 1 repetition")
+    parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.reps = 2, 1
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    ensure_tool("wrk", "wrk")
+    return args
 
 
 def log_server_run(record, reps, width):

@@ -176,6 +176,38 @@ impl OutboundResult {
     }
 }
 
+/// How a guest's key-value store operation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyValueResult {
+    /// Done (a key that is absent included).
+    Ok,
+    /// A store the route does not list, or none of that name.
+    Denied,
+    /// Refused by the store's rules: a size limit, a bad key, not a
+    /// number, an overflow.
+    Refused,
+    /// The store failed or did not answer in time.
+    Failed,
+}
+
+impl KeyValueResult {
+    pub const ALL: [KeyValueResult; 4] = [
+        KeyValueResult::Ok,
+        KeyValueResult::Denied,
+        KeyValueResult::Refused,
+        KeyValueResult::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyValueResult::Ok => "ok",
+            KeyValueResult::Denied => "denied",
+            KeyValueResult::Refused => "refused",
+            KeyValueResult::Failed => "failed",
+        }
+    }
+}
+
 /// Why a guest gave no response of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GuestFailure {
@@ -230,6 +262,8 @@ pub struct RouteStats {
     /// Outbound connections (modules) and requests (components), by
     /// [`OutboundResult`].
     outbound: [Counter; OutboundResult::ALL.len()],
+    /// Key-value store operations of its guests, by [`KeyValueResult`].
+    key_value: [Counter; KeyValueResult::ALL.len()],
 }
 
 impl RouteStats {
@@ -256,6 +290,14 @@ impl RouteStats {
 
     pub fn outbound_count(&self, result: OutboundResult) -> u64 {
         self.outbound[result as usize].get()
+    }
+
+    pub fn key_value(&self, result: KeyValueResult) {
+        self.key_value[result as usize].bump();
+    }
+
+    pub fn key_value_count(&self, result: KeyValueResult) -> u64 {
+        self.key_value[result as usize].get()
     }
 
     fn snapshot(&self) -> RouteSnapshot {

@@ -1,11 +1,13 @@
-//! The host ABI under a guest that calls every host function with
-//! pointers, lengths and handles from the fuzz input (fuzz/guests/abi_fuzz.wat).
+//! The host ABI under a guest that calls every host function (`env` and
+//! `kv_v1`, on an embedded store in a temporary directory) with pointers,
+//! lengths and handles from the fuzz input (fuzz/guests/abi_fuzz.wat).
 //! Whatever it passes, the host answers with a trap or an error code: the
 //! request ends with some status, the process never crashes.
 #![no_main]
 
 use std::io::{Read, Write};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
@@ -13,7 +15,8 @@ use serverless_wasm::config;
 use serverless_wasm::http::{Decoder, FramingLimits, Request};
 use serverless_wasm::server::routes::SharedAnswer;
 use serverless_wasm::server::{self, Prepared};
-use serverless_wasm::wasm::{GuestPool, ShardHttp};
+use serverless_wasm::kv::{ShardStores, StoreThread};
+use serverless_wasm::wasm::{GuestPool, ShardHttp, ShardServices};
 
 /// An echo backend the guest may connect to (op 15), on a thread.
 fn backend() -> String {
@@ -40,10 +43,14 @@ fn prepared() -> &'static Prepared {
     PREPARED.get_or_init(|| {
         let backend = backend();
         let guest = Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/abi_fuzz.wat");
+        let state = std::env::temp_dir().join(format!("abi-fuzz-state-{}", std::process::id()));
         let text = format!(
-            "listen_address = \"127.0.0.1:0\"\n[[applications]]\nmethod = \"POST\"\nurl_path = \"/fuzz\"\nfile_path = \"{}\"\n\
+            "listen_address = \"127.0.0.1:0\"\n[server]\nstate_dir = \"{}\"\n[key_value.default]\ntype = \"embedded\"\nmax_value_bytes = 4096\n\
+             [[applications]]\nmethod = \"POST\"\nurl_path = \"/fuzz\"\nfile_path = \"{}\"\n\
              env = {{ backend = \"{backend}\", key = \"value\" }}\nallowed_outbound = [\"{backend}\"]\n\
-             fuel = 1000000\ntimeout_ms = 2000\nio_timeout_ms = 50\nmax_response_bytes = 65536\nmax_log_bytes = 256\n",
+             fuel = 1000000\ntimeout_ms = 2000\nio_timeout_ms = 50\nmax_response_bytes = 65536\nmax_log_bytes = 256\n\
+             key_value_stores = [\"default\"]\n",
+            state.display(),
             guest.display()
         );
         let config = config::parse(Path::new("fuzz.toml"), &text).expect("config");
@@ -68,8 +75,12 @@ thread_local! {
         let prepared = prepared();
         let route = &prepared.generation.routes[0];
         let SharedAnswer::Guest { guest, spec, .. } = &route.answer else { unreachable!("a wasm route") };
-        let http = ShardHttp::new().expect("shard runtime");
-        Box::leak(Box::new(prepared.shared.runtime.pool(guest, &route.name, spec, Default::default(), &http)))
+        let stores = StoreThread::start(&prepared.shared.config.key_value).expect("store thread");
+        let services = ShardServices {
+            http: ShardHttp::new().expect("shard runtime"),
+            key_value: Rc::new(ShardStores::new(&prepared.shared.config.key_value, &stores)),
+        };
+        Box::leak(Box::new(prepared.shared.runtime.pool(guest, &route.name, spec, Default::default(), &services)))
     };
 }
 

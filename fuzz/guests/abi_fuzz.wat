@@ -1,7 +1,7 @@
 ;; Calls host functions with arguments taken from the request body (the
 ;; fuzz input). The body is a sequence of 25-byte records:
 ;;   op: u8 | a: i32 | b: i64 | c: i32 | d: i64   (little-endian)
-;; op % 16 picks the call; pointers, lengths and handles are used as they
+;; op % 24 picks the call (16..23: the kv_v1 functions); pointers, lengths and handles are used as they
 ;; come, so most calls pass out-of-bounds buffers or bad handles: the host
 ;; must answer with a trap or an error code, never crash.
 (module
@@ -19,8 +19,15 @@
   (import "env" "tcp_read" (func $read (param i32 i32 i64) (result i64)))
   (import "env" "tcp_write" (func $write (param i32 i32 i64) (result i64)))
   (import "env" "tcp_close" (func $close (param i32) (result i32)))
+  (import "kv_v1" "open" (func $kv_open (param i32 i64) (result i32)))
+  (import "kv_v1" "get" (func $kv_get (param i32 i32 i64 i32 i64) (result i64)))
+  (import "kv_v1" "set" (func $kv_set (param i32 i32 i64 i32 i64) (result i32)))
+  (import "kv_v1" "delete" (func $kv_delete (param i32 i32 i64) (result i32)))
+  (import "kv_v1" "increment" (func $kv_increment (param i32 i32 i64 i64 i32) (result i32)))
+  (import "kv_v1" "list_keys" (func $kv_list (param i32 i64 i32 i64 i32) (result i64)))
   (memory (export "memory") 2 4)
   (data (i32.const 0) "backend")
+  (data (i32.const 8) "default")
 
   ;; The input is copied to 65536 (the second page) and read from there.
   (func (export "handle")
@@ -33,7 +40,7 @@
     (block $done
       (loop $next
         (br_if $done (i32.gt_u (i32.add (local.get $at) (i32.const 25)) (local.get $end)))
-        (local.set $op (i32.rem_u (i32.load8_u (local.get $at)) (i32.const 16)))
+        (local.set $op (i32.rem_u (i32.load8_u (local.get $at)) (i32.const 24)))
         (local.set $a (i32.load offset=1 (local.get $at)))
         (local.set $b (i64.load offset=5 (local.get $at)))
         (local.set $c (i32.load offset=13 (local.get $at)))
@@ -90,4 +97,29 @@
           (local.set $addr (call $db_get (i32.const 0) (i64.const 7) (i32.const 16) (i64.const 64)))
           (if (i64.gt_s (local.get $addr) (i64.const 0))
             (then (drop (call $connect (i32.const 16) (local.get $addr))))))
+        ;; 16..23: kv_v1, handles from a & 3 (0 is never valid, 1 usually is)
+        (block $call
+          (br_if $call (i32.ne (local.get $op) (i32.const 16)))
+          (drop (call $kv_open (local.get $a) (local.get $b))))
+        (block $call
+          (br_if $call (i32.ne (local.get $op) (i32.const 17)))
+          (drop (call $kv_open (i32.const 8) (i64.const 7))))
+        (block $call
+          (br_if $call (i32.ne (local.get $op) (i32.const 18)))
+          (drop (call $kv_get (i32.and (local.get $a) (i32.const 3)) (local.get $c) (local.get $b) (local.get $c) (local.get $d))))
+        (block $call
+          (br_if $call (i32.ne (local.get $op) (i32.const 19)))
+          (drop (call $kv_set (i32.and (local.get $a) (i32.const 3)) (local.get $c) (local.get $b) (local.get $c) (local.get $d))))
+        (block $call
+          (br_if $call (i32.ne (local.get $op) (i32.const 20)))
+          (drop (call $kv_delete (i32.and (local.get $a) (i32.const 3)) (local.get $c) (local.get $b))))
+        (block $call
+          (br_if $call (i32.ne (local.get $op) (i32.const 21)))
+          (drop (call $kv_increment (i32.and (local.get $a) (i32.const 3)) (local.get $c) (local.get $b) (local.get $d) (local.get $c))))
+        (block $call
+          (br_if $call (i32.ne (local.get $op) (i32.const 22)))
+          (drop (call $kv_list (i32.and (local.get $a) (i32.const 3)) (local.get $d) (local.get $c) (local.get $b) (local.get $c))))
+        (block $call
+          (br_if $call (i32.ne (local.get $op) (i32.const 23)))
+          (drop (call $kv_list (i32.const 1) (i64.const 0) (i32.const 4096) (i64.const 4096) (i32.const 80))))
         (br $next)))))

@@ -19,7 +19,9 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::{AdminState, heartbeat_age};
 use crate::server::reload::ReloadResult;
-use crate::stats::{DURATION_BUCKETS, GuestFailure, Histogram, OutboundResult, RouteStats, ShardStats, StatusCounts};
+use crate::stats::{
+    DURATION_BUCKETS, GuestFailure, Histogram, KeyValueResult, OutboundResult, RouteStats, ShardStats, StatusCounts,
+};
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -219,12 +221,15 @@ fn encode_route_counters(encoder: &mut DescriptorEncoder, routes: &Routes) -> fm
         counters(encoder, metric, help, series)?;
     }
     #[rustfmt::skip]
-    let per_route_and_label: [LabelledRouteCounter; 2] = [
+    let per_route_and_label: [LabelledRouteCounter; 3] = [
         ("serverless_wasm_guest_failures",    "Requests whose guest gave no response of its own, by reason.",                  "reason", |t| {
             GuestFailure::ALL.iter().map(|f| f.as_str()).zip(t.failures).collect()
         }),
         ("serverless_wasm_outbound_requests", "Guests' outbound connections (modules) and requests (components), by result.", "result", |t| {
             OutboundResult::ALL.iter().map(|r| r.as_str()).zip(t.outbound).collect()
+        }),
+        ("serverless_wasm_key_value_operations", "Guests' key-value store operations, by result.", "result", |t| {
+            KeyValueResult::ALL.iter().map(|r| r.as_str()).zip(t.key_value).collect()
         }),
     ];
     for (metric, help, key, values) in per_route_and_label {
@@ -298,6 +303,8 @@ struct RouteTotals {
     rejected: u64,
     /// In the order of `OutboundResult::ALL`.
     outbound: [u64; OutboundResult::ALL.len()],
+    /// In the order of `KeyValueResult::ALL`.
+    key_value: [u64; KeyValueResult::ALL.len()],
 }
 
 impl RouteTotals {
@@ -322,6 +329,9 @@ impl RouteTotals {
         self.rejected = self.rejected.wrapping_add(stats.rejected.get());
         for (total, result) in self.outbound.iter_mut().zip(OutboundResult::ALL) {
             *total = total.wrapping_add(stats.outbound_count(result));
+        }
+        for (total, result) in self.key_value.iter_mut().zip(KeyValueResult::ALL) {
+            *total = total.wrapping_add(stats.key_value_count(result));
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Parsing and validation without the filesystem: guests are `static_body`
 //! routes here; wasm routes are covered by `tests/it/config_check.rs`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
@@ -323,4 +323,75 @@ fn concurrent_requests_per_instance_needs_reuse_and_defaults_by_guest_kind() {
     assert!(error.contains("applies only with instance = \"reuse\""), "{error}");
     let error = parse_err(&route("instance = \"reuse\"\nmax_concurrent_requests_per_instance = 0"));
     assert!(error.contains("max_concurrent_requests_per_instance"), "{error}");
+}
+
+#[test]
+fn the_default_store_exists_embedded_under_state_dir() {
+    let config = parse_ok("listen_address = \"127.0.0.1:0\"\n");
+    let store = &config.key_value[DEFAULT_KEY_VALUE_STORE];
+    assert_eq!(
+        store.backend,
+        KeyValueBackend::Embedded {
+            path: PathBuf::from("serverless-wasm-state/kv/default")
+        }
+    );
+    assert_eq!(store.limits.max_key_bytes, DEFAULT_MAX_KEY_BYTES);
+    assert_eq!(config.server.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+}
+
+#[test]
+fn a_redis_store_parses_its_url_and_never_shows_the_password() {
+    let config = parse_ok(
+        "listen_address = \"127.0.0.1:0\"\n[key_value.cache]\ntype = \"redis\"\nurl = \"redis://app:p%40ss@cache.internal:6380/2\"\nprefix = \"a:\"\nmax_value_bytes = \"4KiB\"\n",
+    );
+    let store = &config.key_value["cache"];
+    let KeyValueBackend::Redis { server, prefix } = &store.backend else {
+        panic!("not redis: {store:?}")
+    };
+    assert_eq!(server.endpoint.to_string(), "cache.internal:6380");
+    assert_eq!(server.username.as_deref(), Some("app"));
+    assert_eq!(server.password.as_deref(), Some("p@ss"));
+    assert_eq!(server.database, 2);
+    assert_eq!(prefix, "a:");
+    assert_eq!(store.limits.max_value_bytes, 4096);
+    assert_eq!(server.to_string(), "redis://app:***@cache.internal:6380/2");
+    assert!(!format!("{config:?}").contains("p@ss"));
+    // The default store is still there beside it.
+    assert!(config.key_value.contains_key("default"));
+}
+
+#[test]
+fn bad_stores_are_refused_where_written_without_quoting_the_url() {
+    let base = "listen_address = \"127.0.0.1:0\"\n";
+    let error = parse_err(&format!("{base}[key_value.x]\ntype = \"memcached\"\n"));
+    assert!(
+        error.contains("key_value.x.type") && error.contains("\"embedded\" or \"redis\""),
+        "{error}"
+    );
+    let error = parse_err(&format!("{base}[key_value.x]\ntype = \"redis\"\n"));
+    assert!(error.contains("key_value.x.url"), "{error}");
+    let error = parse_err(&format!(
+        "{base}[key_value.x]\ntype = \"redis\"\nurl = \"rediss://:secret@h:1\"\n"
+    ));
+    assert!(
+        error.contains("key_value.x.url") && !error.contains("secret"),
+        "{error}"
+    );
+    let error = parse_err(&format!(
+        "{base}[key_value.x]\ntype = \"embedded\"\nurl = \"redis://h\"\n"
+    ));
+    assert!(error.contains("applies only to type = \"redis\""), "{error}");
+    let error = parse_err(&format!("{base}[key_value.\"a b\"]\ntype = \"embedded\"\n"));
+    assert!(error.contains("is not a store name"), "{error}");
+    let error = parse_err(&format!(
+        "{base}[key_value.x]\ntype = \"embedded\"\nmax_key_bytes = 0\n"
+    ));
+    assert!(error.contains("key_value.x.max_key_bytes"), "{error}");
+}
+
+#[test]
+fn stores_are_restart_only_settings() {
+    let old = parse_ok("listen_address = \"127.0.0.1:0\"\n");
+    let new = parse_ok("listen_address = \"127.0.0.1:0\"\n[key_value.x]\ntype = \"embedded\"\n");
+    assert_eq!(restart_only_changes(&old, &new), vec!["key_value"]);
 }

@@ -65,6 +65,7 @@ impl Op {
     }
 }
 
+#[derive(Clone)]
 enum Reply {
     Done,
     Values(Vec<Option<Vec<u8>>>),
@@ -236,21 +237,6 @@ fn serve(paths: BTreeMap<Arc<str>, PathBuf>, inbox: mpsc::Receiver<Job>) {
 fn answer_all(jobs: Vec<Job>, result: Result<Reply, KvError>) {
     for job in jobs {
         let _ = job.reply.send(result.clone());
-    }
-}
-
-impl Clone for Reply {
-    fn clone(&self) -> Reply {
-        match self {
-            Reply::Done => Reply::Done,
-            Reply::Values(v) => Reply::Values(v.clone()),
-            Reply::Exists(b) => Reply::Exists(*b),
-            Reply::Keys(page) => Reply::Keys(KeyPage {
-                keys: page.keys.clone(),
-                cursor: page.cursor,
-            }),
-            Reply::Number(n) => Reply::Number(*n),
-        }
     }
 }
 

@@ -48,8 +48,22 @@ pub enum KvError {
     Backend(String),
 }
 
+impl KvError {
+    /// How a route's statistics count it.
+    pub fn result(&self) -> crate::stats::KeyValueResult {
+        use crate::stats::KeyValueResult;
+        match self {
+            KvError::NoSuchStore(_) | KvError::AccessDenied(_) => KeyValueResult::Denied,
+            KvError::TooLarge { .. } | KvError::BadKey | KvError::NotANumber | KvError::Overflow => {
+                KeyValueResult::Refused
+            }
+            KvError::Timeout(_) | KvError::Backend(_) => KeyValueResult::Failed,
+        }
+    }
+}
+
 /// A page of keys and where the next one starts (`None`: no more).
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyPage {
     pub keys: Vec<String>,
     pub cursor: Option<u64>,

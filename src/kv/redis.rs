@@ -174,11 +174,25 @@ impl RedisPool {
                 .await
                 .map_err(|e| KvError::Backend(e.to_string()))?;
             let reused = self.idle.borrow_mut().pop();
-            let mut stream = match reused {
-                Some(stream) => stream,
-                None => self.connect().await?,
+            let (stream, reply) = match reused {
+                Some(mut stream) => match command(&mut stream, args, self.reply_limit()).await {
+                    // An idle connection Redis closed meanwhile (a restart,
+                    // its `timeout`): the command never reached a server
+                    // that could answer it, so it goes once more on a new one.
+                    Err(Lost(_)) => {
+                        let mut fresh = self.connect().await?;
+                        let reply = command(&mut fresh, args, self.reply_limit()).await;
+                        (fresh, reply)
+                    }
+                    other => (stream, other),
+                },
+                None => {
+                    let mut stream = self.connect().await?;
+                    let reply = command(&mut stream, args, self.reply_limit()).await;
+                    (stream, reply)
+                }
             };
-            let reply = command(&mut stream, args, self.reply_limit()).await?;
+            let reply = reply.map_err(KvError::from)?;
             self.idle.borrow_mut().push(stream);
             Ok(reply)
         };
@@ -234,14 +248,32 @@ impl RedisPool {
     }
 }
 
+/// Why a command got no reply.
+enum CommandError {
+    /// The connection failed before any byte of the reply came back.
+    Lost(String),
+    Other(KvError),
+}
+use CommandError::Lost;
+
+impl From<CommandError> for KvError {
+    fn from(error: CommandError) -> KvError {
+        match error {
+            Lost(why) => KvError::Backend(format!("connection lost: {why}")),
+            CommandError::Other(e) => e,
+        }
+    }
+}
+
 /// Writes one command (an array of bulk strings) and reads one reply of
 /// at most `limit` bytes.
-async fn command(stream: &mut BackendStream, args: &[&[u8]], limit: usize) -> Result<OwnedFrame, KvError> {
+async fn command(stream: &mut BackendStream, args: &[&[u8]], limit: usize) -> Result<OwnedFrame, CommandError> {
+    let other = |why: String| CommandError::Other(KvError::Backend(why));
     let frames: Vec<BorrowedFrame<'_>> = args.iter().map(|a| BorrowedFrame::BulkString(a)).collect();
     let frame = BorrowedFrame::Array(&frames);
     let mut out = vec![0; frame.encode_len(false)];
-    encode_borrowed(&mut out, &frame, false).map_err(|e| KvError::Backend(format!("encoding a command: {e}")))?;
-    let lost = |e: std::io::Error| KvError::Backend(format!("connection lost: {e}"));
+    encode_borrowed(&mut out, &frame, false).map_err(|e| other(format!("encoding a command: {e}")))?;
+    let lost = |e: std::io::Error| Lost(e.to_string());
     stream.write_all(&out).await.map_err(lost)?;
     stream.flush().await.map_err(lost)?;
     let mut input = Vec::new();
@@ -250,16 +282,19 @@ async fn command(stream: &mut BackendStream, args: &[&[u8]], limit: usize) -> Re
         match decode(&input) {
             Ok(Some((frame, _used))) => return Ok(frame),
             Ok(None) => {}
-            Err(e) => return Err(KvError::Backend(format!("bad reply from Redis: {e}"))),
+            Err(e) => return Err(other(format!("bad reply from Redis: {e}"))),
         }
         if input.len() > limit {
-            return Err(KvError::Backend(format!("reply larger than {limit} bytes")));
+            return Err(other(format!("reply larger than {limit} bytes")));
         }
-        let n = stream.read(&mut chunk).await.map_err(lost)?;
-        if n == 0 {
-            return Err(KvError::Backend("connection closed by Redis".into()));
+        let read = stream.read(&mut chunk).await;
+        match read {
+            Ok(0) if input.is_empty() => return Err(Lost("closed by Redis".into())),
+            Ok(0) => return Err(other("connection closed by Redis mid-reply".into())),
+            Ok(n) => input.extend_from_slice(&chunk[..n]),
+            Err(e) if input.is_empty() => return Err(lost(e)),
+            Err(e) => return Err(other(format!("connection lost mid-reply: {e}"))),
         }
-        input.extend_from_slice(&chunk[..n]);
     }
 }
 

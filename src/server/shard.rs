@@ -163,7 +163,7 @@ impl Shard {
     ) -> Result<Shard, String> {
         let services = ShardServices {
             http: ShardHttp::new().map_err(|e| format!("cannot start the outbound HTTP runtime: {e}"))?,
-            key_value: Rc::new(ShardStores::new(&shared.config.key_value, &stores)),
+            key_value: Rc::new(ShardStores::new(&shared.config.key_value, stores)),
         };
         let routes = ShardRoutes::new(generation, &shared.runtime, &stats, &services);
         stats.generation.set(generation.number);

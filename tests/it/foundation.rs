@@ -49,6 +49,12 @@ fn every_sample_route_answers() {
     assert_eq!(native.status, 200);
     assert_eq!(native.text(), "Hello, World!");
 
+    // The counter keeps its count in the default store, under the
+    // server's working directory.
+    assert_eq!(client.get("/counter").text(), "visits: 1\n");
+    assert_eq!(client.get("/counter").text(), "visits: 2\n");
+    assert!(server.dir().join("serverless-wasm-state/kv/default").is_file());
+
     let head = client.request("HEAD", "/hello", &[], b"");
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), Some("23"));

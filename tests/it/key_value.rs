@@ -243,6 +243,24 @@ fn the_redis_store_passes_the_suite_and_keeps_its_password_secret() {
         String::from_utf8_lossy(&seen)
     );
 
+    // Redis closes the server's idle connections (as a restart would): the
+    // next operations go on new ones, without an error.
+    redis_client.send(b"CLIENT KILL TYPE normal SKIPME yes\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for expected in [403, 404] {
+        let response = server.get("/counter");
+        assert_eq!(response.text(), format!("visits: {expected}\n"));
+    }
+
+    // Operations are counted per route and result.
+    let metrics = server.admin_get("/metrics").text();
+    for series in [
+        r#"serverless_wasm_key_value_operations_total{route="GET /not-listed",result="denied"} 1"#,
+        r#"serverless_wasm_key_value_operations_total{route="PUT /item",result="refused"} 2"#,
+    ] {
+        assert!(metrics.contains(series), "no {series} in\n{metrics}");
+    }
+
     // The password is in no log line and not in GET /config.
     let view = server.admin_get("/config").text();
     assert!(view.contains("redis://:***@127.0.0.1"), "{view}");

@@ -6,12 +6,15 @@
 //! Store errors reach the guest as the interface's `error`, never a trap.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use self::bindings::wasi::keyvalue::{atomics, batch, store};
 use super::state::ComponentState;
 use crate::kv::{KvError, RouteStores, Store};
+use crate::stats::{KeyValueResult, RouteStats};
+use crate::wasm::route::RouteContext;
 use crate::wasm::shard_local::ShardLocal;
 
 mod bindings {
@@ -35,13 +38,15 @@ pub struct Bucket(ShardLocal<Rc<Store>>);
 pub struct KeyValueCtx {
     stores: ShardLocal<RouteStores>,
     route: String,
+    stats: Arc<RouteStats>,
 }
 
 impl KeyValueCtx {
-    pub fn new(route: &str, stores: RouteStores) -> KeyValueCtx {
+    pub fn new(route: &RouteContext) -> KeyValueCtx {
         KeyValueCtx {
-            stores: ShardLocal::new(stores),
-            route: route.to_string(),
+            stores: ShardLocal::new(route.key_value.clone()),
+            route: route.label.clone(),
+            stats: route.stats.clone(),
         }
     }
 }
@@ -79,6 +84,7 @@ impl KeyValueView<'_> {
     /// The guest's error for a store error; the ones worth an operator's
     /// attention are logged with the route's name.
     fn error(&self, function: &str, error: KvError) -> store::Error {
+        self.ctx.stats.key_value(error.result());
         match error {
             KvError::NoSuchStore(_) => store::Error::NoSuchStore,
             KvError::AccessDenied(_) => {
@@ -102,6 +108,9 @@ impl KeyValueView<'_> {
     {
         let store = self.bucket(bucket)?;
         let result = ShardLocal::new(operation(Rc::clone(&store))).await;
+        if result.is_ok() {
+            self.ctx.stats.key_value(KeyValueResult::Ok);
+        }
         Ok(result.map_err(|e| self.error(function, e)))
     }
 }

@@ -69,7 +69,7 @@ impl ComponentState {
             hooks,
             limits,
             log_budget: ShardLocal::new(log_budget),
-            key_value: KeyValueCtx::new(&route.label, route.key_value.clone()),
+            key_value: KeyValueCtx::new(route),
         }
     }
 

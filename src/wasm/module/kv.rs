@@ -13,6 +13,8 @@ use super::abi::{ABSENT, KV_MODULE, kv_error as code};
 use super::backends::WaitingOnIo;
 use super::host::{HostState, copy_out, guest_range, memory_and_state};
 use crate::kv::{KvError, Store};
+use crate::stats::KeyValueResult;
+use crate::wasm::route::RouteContext;
 use crate::wasm::shard_local::ShardLocal;
 
 /// Stores one instance may hold open at once (`open` of a name already
@@ -72,7 +74,9 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 
 /// The guest's code for a store error; the reasons worth an operator's
 /// attention are logged with the route's name.
-fn error_code(route: &str, function: &str, error: &KvError) -> i64 {
+fn error_code(route: &RouteContext, function: &str, error: &KvError) -> i64 {
+    route.stats.key_value(error.result());
+    let route = &route.label;
     match error {
         KvError::NoSuchStore(_) => code::NO_SUCH_STORE,
         KvError::AccessDenied(_) => {
@@ -113,7 +117,7 @@ fn store_and_key(
     };
     match guest_string(memory, function, key)? {
         Ok(key) => Ok(Ok((store, key))),
-        Err(e) => Ok(Err(error_code(&state.route().label, function, &e))),
+        Err(e) => Ok(Err(error_code(state.route(), function, &e))),
     }
 }
 
@@ -121,12 +125,12 @@ async fn open(mut caller: Caller<'_, HostState>, ptr: i32, len: i64) -> wasmtime
     let (memory, state) = memory_and_state(&mut caller, "open")?;
     let name = match guest_string(memory, "open", (ptr, len))? {
         Ok(name) => name,
-        Err(e) => return Ok(error_code(&state.route().label, "open", &e) as i32),
+        Err(e) => return Ok(error_code(state.route(), "open", &e) as i32),
     };
     let opened = state.route().key_value.open(&name);
     let store = match opened {
         Ok(store) => store,
-        Err(e) => return Ok(error_code(&state.route().label, "open", &e) as i32),
+        Err(e) => return Ok(error_code(state.route(), "open", &e) as i32),
     };
     let open = &mut state.open_stores.0;
     if let Some(i) = open.iter().position(|s| Rc::ptr_eq(s, &store)) {
@@ -154,10 +158,13 @@ async fn get(
     let value = store.get(&key).await;
     drop(waiting);
     let (memory, state) = memory_and_state(&mut caller, "get")?;
+    if value.is_ok() {
+        state.route().stats.key_value(KeyValueResult::Ok);
+    }
     match value {
         Ok(Some(value)) => copy_out(memory, "get", Some(&value), ptr, cap),
         Ok(None) => Ok(ABSENT),
-        Err(e) => Ok(error_code(&state.route().label, "get", &e)),
+        Err(e) => Ok(error_code(state.route(), "get", &e)),
     }
 }
 
@@ -194,8 +201,11 @@ async fn finish(
     let result = operation.await;
     drop(waiting);
     Ok(match result {
-        Ok(()) => 0,
-        Err(e) => error_code(&caller.data().route().label, function, &e) as i32,
+        Ok(()) => {
+            caller.data().route().stats.key_value(KeyValueResult::Ok);
+            0
+        }
+        Err(e) => error_code(caller.data().route(), function, &e) as i32,
     })
 }
 
@@ -219,10 +229,11 @@ async fn increment(
     let (memory, state) = memory_and_state(&mut caller, "increment")?;
     match result {
         Ok(value) => {
+            state.route().stats.key_value(KeyValueResult::Ok);
             memory[out].copy_from_slice(&value.to_le_bytes());
             Ok(0)
         }
-        Err(e) => Ok(error_code(&state.route().label, "increment", &e) as i32),
+        Err(e) => Ok(error_code(state.route(), "increment", &e) as i32),
     }
 }
 
@@ -246,8 +257,11 @@ async fn list_keys(
     drop(waiting);
     let (memory, state) = memory_and_state(&mut caller, "list_keys")?;
     let page = match page {
-        Ok(page) => page,
-        Err(e) => return Ok(error_code(&state.route().label, "list_keys", &e)),
+        Ok(page) => {
+            state.route().stats.key_value(KeyValueResult::Ok);
+            page
+        }
+        Err(e) => return Ok(error_code(state.route(), "list_keys", &e)),
     };
     let mut encoded = Vec::new();
     for key in &page.keys {

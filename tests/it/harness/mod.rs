@@ -157,7 +157,11 @@ impl TestServer {
         all_args.extend(args.iter().map(|a| a.to_string()));
         let mut all_env = vec![("RUST_LOG", "info")];
         all_env.extend_from_slice(env);
-        let process = Process::spawn(server_binary(), &all_args, &all_env);
+        // Run in the config's directory: the default state_dir (embedded
+        // key-value stores) lands there, not in the repository.
+        let process = Process::spawn_with(server_binary(), &all_args, &all_env, |command| {
+            command.current_dir(dir.path());
+        });
         match process.stderr.wait_for("listening on ", START_TIMEOUT) {
             Some(line) => {
                 // The address ends at a space (text logs) or a quote (JSON).

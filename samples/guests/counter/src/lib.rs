@@ -113,6 +113,7 @@ fn respond(status: u32, body: &[u8]) {
     let reason: &[u8] = match status {
         200 => b"OK",
         400 => b"Bad Request",
+        413 => b"Content Too Large",
         404 => b"Not Found",
         _ => b"Internal Server Error",
     };
@@ -148,6 +149,19 @@ fn open_store(scratch: &mut Buf) -> Result<i32, i64> {
     } else {
         Err(handle as i64)
     }
+}
+
+/// The store and, in `key`, the request's `x-key` header; `None` once the
+/// failure is answered.
+fn keyed_request(key: &mut Buf, out: &mut Buf) -> Option<i32> {
+    let store = match open_store(key) {
+        Ok(store) => store,
+        Err(code) => {
+            fail(out, b"open", code);
+            return None;
+        }
+    };
+    request_key(key, out).then_some(store)
 }
 
 /// The request's `x-key` header into `key`; false (and a 400) if absent.
@@ -193,18 +207,12 @@ pub extern "C" fn handle() {
 #[no_mangle]
 pub extern "C" fn put() {
     let (mut key, mut value, mut out) = buffers();
-    let store = match open_store(&mut key) {
-        Ok(store) => store,
-        Err(code) => return fail(&mut out, b"open", code),
-    };
-    if !request_key(&mut key, &mut out) {
+    let Some(store) = keyed_request(&mut key, &mut out) else {
         return;
-    }
-    // A body larger than the buffer is sent as its first ROOM bytes plus
-    // a marker, so that the store's own limit is what refuses it.
-    let n = value.fill(|ptr, cap| unsafe { request_body(ptr, cap) });
-    if n > value.bytes.len() as i64 {
-        value.len = value.bytes.len();
+    };
+    if value.fill(|ptr, cap| unsafe { request_body(ptr, cap) }) > value.bytes.len() as i64 {
+        out.push(b"the body is larger than this sample's 64 KiB buffer\n");
+        return respond(413, out.as_slice());
     }
     let code = unsafe { set(store, key.as_slice().as_ptr(), key.len as u64, value.as_slice().as_ptr(), value.len as u64) };
     if code != 0 {
@@ -217,13 +225,9 @@ pub extern "C" fn put() {
 #[no_mangle]
 pub extern "C" fn fetch() {
     let (mut key, mut value, mut out) = buffers();
-    let store = match open_store(&mut key) {
-        Ok(store) => store,
-        Err(code) => return fail(&mut out, b"open", code),
-    };
-    if !request_key(&mut key, &mut out) {
+    let Some(store) = keyed_request(&mut key, &mut out) else {
         return;
-    }
+    };
     let n = value.fill(|ptr, cap| unsafe { get(store, key.as_slice().as_ptr(), key.len as u64, ptr, cap) });
     match n {
         ABSENT => respond(404, b"no such key\n"),
@@ -236,13 +240,9 @@ pub extern "C" fn fetch() {
 #[no_mangle]
 pub extern "C" fn remove() {
     let (mut key, _, mut out) = buffers();
-    let store = match open_store(&mut key) {
-        Ok(store) => store,
-        Err(code) => return fail(&mut out, b"open", code),
-    };
-    if !request_key(&mut key, &mut out) {
+    let Some(store) = keyed_request(&mut key, &mut out) else {
         return;
-    }
+    };
     let code = unsafe { delete(store, key.as_slice().as_ptr(), key.len as u64) };
     if code != 0 {
         return fail(&mut out, b"delete", code as i64);
