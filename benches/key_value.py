@@ -11,6 +11,7 @@ Server side on CPU 0 (our one shard; redis-server too, so the Redis rows
 measure the whole server side on one core), clients on CPU 1 (wrk with 64
 connections; redis-benchmark with 64 clients). Scenarios:
   - static: the native route of the same server (no wasm, no store);
+  - module-hello: samples/hello.wat (logs, answers; no store), `reuse`;
   - module-embedded / module-redis: samples/counter.wasm (`kv_v1`),
     `instance = "reuse"`;
   - component-embedded: samples/components/rust/counter (`wasi:keyvalue`),
@@ -50,6 +51,13 @@ static_body = "visits: 1"
 
 [[applications]]
 method = "GET"
+url_path = "/module-hello"
+file_path = "{samples}/hello.wat"
+function = "hello"
+instance = "reuse"
+
+[[applications]]
+method = "GET"
 url_path = "/module-embedded"
 file_path = "{samples}/counter.wasm"
 instance = "reuse"
@@ -73,6 +81,7 @@ key_value_stores = ["default"]
 
 ROUTES = {
     "static": "/static",
+    "module-hello": "/module-hello",
     "module-embedded": "/module-embedded",
     "module-redis": "/module-redis",
     "component-embedded": "/component-embedded/counter",
@@ -140,6 +149,8 @@ def main():
 
     targets = [
         ("module-embedded / static (req/s)", ratio("module-embedded", "static"), "(measured)"),
+        ("module-embedded / module-hello (req/s): the store's share", ratio("module-embedded", "module-hello"), "(measured)"),
+        ("module-redis / module-hello (req/s)", ratio("module-redis", "module-hello"), "(measured)"),
         ("module-redis / redis-benchmark INCR (req/s)", ratio("module-redis", "redis-benchmark-incr"), "(measured)"),
         ("module-embedded / redis-benchmark INCR (req/s)", ratio("module-embedded", "redis-benchmark-incr"), "(measured)"),
         ("component-embedded / module-embedded (req/s)", ratio("component-embedded", "module-embedded"), "(measured)"),
