@@ -218,8 +218,13 @@ fn print_summary(generation: &Generation, placement: &[usize]) {
                 } else {
                     String::new()
                 };
+                let stores = if w.key_value_stores.is_empty() {
+                    String::new()
+                } else {
+                    format!(", key-value stores {}", w.key_value_stores.join(" "))
+                };
                 println!(
-                    "  {:<28} wasm    {} (sha256 {}){}: {}; instance {}, fuel {}, memory {} KiB, timeout {} ms, outbound {}",
+                    "  {:<28} wasm    {} (sha256 {}){}: {}; instance {}, fuel {}, memory {} KiB, timeout {} ms, outbound {}{}",
                     label,
                     w.source,
                     digest,
@@ -238,7 +243,8 @@ fn print_summary(generation: &Generation, placement: &[usize]) {
                             .map(|e| e.to_string())
                             .collect::<Vec<_>>()
                             .join(" ")
-                    }
+                    },
+                    stores
                 );
             }
         }
