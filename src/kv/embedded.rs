@@ -14,6 +14,7 @@
 //! guest saw a timeout may still have been applied.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,17 +30,22 @@ use crate::config::{KeyValueBackend, KeyValueConfig};
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 /// Operations the thread takes into one transaction at most.
 const MAX_BATCH: usize = 512;
+/// Operations waiting for the thread, from all shards; past it an
+/// operation fails at once ("busy") instead of queueing without bound.
+const MAX_WAITING: usize = 1024;
+/// Listing cursors remembered per store (the oldest is forgotten first).
+const MAX_CURSORS: usize = 1024;
 
 /// The `store` thread's inbox. Cloned into every shard.
 #[derive(Clone)]
 pub struct StoreThread {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
 }
 
 /// One embedded store as a shard uses it.
 pub(super) struct Client {
     store: Arc<str>,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
     timeout: Duration,
 }
 
@@ -85,7 +91,7 @@ impl StoreThread {
                 KeyValueBackend::Redis { .. } => None,
             })
             .collect();
-        let (jobs, inbox) = mpsc::channel();
+        let (jobs, inbox) = mpsc::sync_channel(MAX_WAITING);
         std::thread::Builder::new()
             .name("store".into())
             .spawn(move || serve(paths, inbox))?;
@@ -93,11 +99,13 @@ impl StoreThread {
     }
 
     /// Opens (creating if needed) the database of each embedded store in
-    /// `names`, waiting for the answers: a start or reload that needs a
+    /// `names`, waiting for the answers: a start or a reload that needs a
     /// store it cannot open says so at once. Not for a shard's thread.
     pub fn open(&self, names: &[&str]) -> Result<(), String> {
         for name in names {
             let answer = self.client(name, Duration::ZERO).send(Op::Open);
+            // (A full queue at start or reload is not expected; it fails
+            // like any other store error.)
             let opened =
                 answer.and_then(|answer| futures_lite::future::block_on(answer).unwrap_or_else(|_| Err(stopped())));
             opened.map_err(|e| format!("key-value store {name:?}: {e}"))?;
@@ -128,7 +136,10 @@ impl Client {
             op,
             reply,
         };
-        self.jobs.send(job).map_err(|_| stopped())?;
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => KvError::Backend(format!("busy: {MAX_WAITING} operations are waiting")),
+            mpsc::TrySendError::Disconnected(_) => stopped(),
+        })?;
         Ok(answer)
     }
 
@@ -189,6 +200,33 @@ impl Client {
     }
 }
 
+/// Where listings stopped: a cursor is a token for the last key a page
+/// returned. Bounded: the oldest are forgotten (a listing that waits
+/// through a thousand others gets an error, and starts again).
+#[derive(Default)]
+struct Cursors {
+    next_token: u64,
+    last_keys: std::collections::VecDeque<(u64, String)>,
+}
+
+impl Cursors {
+    fn remember(&mut self, last_key: String) -> u64 {
+        self.next_token += 1;
+        if self.last_keys.len() == MAX_CURSORS {
+            self.last_keys.pop_front();
+        }
+        self.last_keys.push_back((self.next_token, last_key));
+        self.next_token
+    }
+
+    fn last_key(&self, token: u64) -> Option<String> {
+        self.last_keys
+            .iter()
+            .find(|(t, _)| *t == token)
+            .map(|(_, key)| key.clone())
+    }
+}
+
 fn mismatch() -> KvError {
     KvError::Backend("the store thread answered another operation".into())
 }
@@ -197,6 +235,7 @@ fn mismatch() -> KvError {
 /// share in one transaction, answers them all once it is committed.
 fn serve(paths: BTreeMap<Arc<str>, PathBuf>, inbox: mpsc::Receiver<Job>) {
     let mut open: BTreeMap<Arc<str>, Database> = BTreeMap::new();
+    let mut cursors: BTreeMap<Arc<str>, Cursors> = BTreeMap::new();
     while let Ok(first) = inbox.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -206,7 +245,12 @@ fn serve(paths: BTreeMap<Arc<str>, PathBuf>, inbox: mpsc::Receiver<Job>) {
             }
         }
         let mut by_store: BTreeMap<Arc<str>, Vec<Job>> = BTreeMap::new();
-        for job in batch {
+        // A read whose asker gave up (timed out) is not worth doing; a
+        // write is still applied (the docs say so).
+        for job in batch
+            .into_iter()
+            .filter(|job| job.op.writes() || !job.reply.is_canceled())
+        {
             by_store.entry(job.store.clone()).or_default().push(job);
         }
         for (store, jobs) in by_store {
@@ -228,7 +272,7 @@ fn serve(paths: BTreeMap<Arc<str>, PathBuf>, inbox: mpsc::Receiver<Job>) {
                 }
             }
             if let Some(db) = open.get(&store) {
-                run_batch(&store, db, jobs);
+                run_batch(&store, db, cursors.entry(store.clone()).or_default(), jobs);
             }
         }
     }
@@ -261,11 +305,11 @@ fn open_database(path: &Path) -> Result<Database, String> {
 /// One store's share of a batch: a write transaction if anything in it
 /// writes (operations see each other's effects in arrival order), else a
 /// read transaction. Answers go out only after the commit.
-fn run_batch(store: &str, db: &Database, jobs: Vec<Job>) {
+fn run_batch(store: &str, db: &Database, cursors: &mut Cursors, jobs: Vec<Job>) {
     let result = if jobs.iter().any(|job| job.op.writes()) {
-        write_batch(db, &jobs)
+        write_batch(db, cursors, &jobs)
     } else {
-        read_batch(db, &jobs)
+        read_batch(db, cursors, &jobs)
     };
     match result {
         Ok(replies) => {
@@ -282,13 +326,13 @@ fn run_batch(store: &str, db: &Database, jobs: Vec<Job>) {
 
 type Replies = Vec<Result<Reply, KvError>>;
 
-fn read_batch(db: &Database, jobs: &[Job]) -> Result<Replies, String> {
+fn read_batch(db: &Database, cursors: &mut Cursors, jobs: &[Job]) -> Result<Replies, String> {
     let txn = db.begin_read().map_err(|e| e.to_string())?;
     let table = txn.open_table(TABLE).map_err(|e| e.to_string())?;
-    jobs.iter().map(|job| read(&table, &job.op)).collect()
+    jobs.iter().map(|job| read(&table, cursors, &job.op)).collect()
 }
 
-fn write_batch(db: &Database, jobs: &[Job]) -> Result<Replies, String> {
+fn write_batch(db: &Database, cursors: &mut Cursors, jobs: &[Job]) -> Result<Replies, String> {
     let txn = db.begin_write().map_err(|e| e.to_string())?;
     let replies = {
         let mut table = txn.open_table(TABLE).map_err(|e| e.to_string())?;
@@ -323,7 +367,7 @@ fn write_batch(db: &Database, jobs: &[Job]) -> Result<Replies, String> {
                         Err(e) => Err(e),
                     }
                 }
-                op => read(&table, op)?,
+                op => read(&table, cursors, op)?,
             };
             replies.push(reply);
         }
@@ -333,7 +377,11 @@ fn write_batch(db: &Database, jobs: &[Job]) -> Result<Replies, String> {
     Ok(replies)
 }
 
-fn read(table: &impl ReadableTable<&'static str, &'static [u8]>, op: &Op) -> Result<Result<Reply, KvError>, String> {
+fn read(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    cursors: &mut Cursors,
+    op: &Op,
+) -> Result<Result<Reply, KvError>, String> {
     let reply = match op {
         Op::Open => Reply::Done,
         Op::Get(keys) => {
@@ -346,10 +394,22 @@ fn read(table: &impl ReadableTable<&'static str, &'static [u8]>, op: &Op) -> Res
         }
         Op::Exists(key) => Reply::Exists(table.get(key.as_str()).map_err(|e| e.to_string())?.is_some()),
         Op::List(cursor) => {
-            let skip = cursor.unwrap_or(0) as usize;
+            // A page starts after the last key of the previous one: each
+            // page costs its own keys, however far the listing has gone.
+            let after = match cursor {
+                None => None,
+                Some(token) => match cursors.last_key(*token) {
+                    Some(key) => Some(key),
+                    None => return Ok(Err(KvError::Backend("unknown or expired list cursor".into()))),
+                },
+            };
+            let range = match &after {
+                None => table.range(..),
+                Some(key) => table.range((Bound::Excluded(key.as_str()), Bound::Unbounded)),
+            };
             let mut keys = Vec::new();
             let mut more = false;
-            for entry in table.iter().map_err(|e| e.to_string())?.skip(skip) {
+            for entry in range.map_err(|e| e.to_string())? {
                 if keys.len() == LIST_PAGE_KEYS {
                     more = true;
                     break;
@@ -357,7 +417,10 @@ fn read(table: &impl ReadableTable<&'static str, &'static [u8]>, op: &Op) -> Res
                 let (key, _) = entry.map_err(|e| e.to_string())?;
                 keys.push(key.value().to_string());
             }
-            let cursor = more.then(|| (skip + keys.len()) as u64);
+            let cursor = match keys.last() {
+                Some(last) if more => Some(cursors.remember(last.clone())),
+                _ => None,
+            };
             Reply::Keys(KeyPage { keys, cursor })
         }
         // Writes are handled by `write_batch`.

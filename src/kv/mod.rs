@@ -287,12 +287,21 @@ impl RouteStores {
 fn incremented(current: Option<&[u8]>, delta: i64) -> Result<i64, KvError> {
     let current = match current {
         None => 0,
-        Some(bytes) => std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|text| text.parse::<i64>().ok())
-            .ok_or(KvError::NotANumber)?,
+        Some(bytes) => redis_integer(bytes).ok_or(KvError::NotANumber)?,
     };
     current.checked_add(delta).ok_or(KvError::Overflow)
+}
+
+/// A decimal i64 written the one way Redis accepts for `INCR`: an
+/// optional `-`, digits, no `+`, no leading zero, no `-0`, no spaces.
+fn redis_integer(bytes: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && text != "-0";
+    canonical.then(|| text.parse().ok()).flatten()
 }
 
 #[cfg(test)]
@@ -305,6 +314,10 @@ mod tests {
         assert_eq!(incremented(Some(b"-3"), 1), Ok(-2));
         assert_eq!(incremented(Some(b"abc"), 1), Err(KvError::NotANumber));
         assert_eq!(incremented(Some(b" 1"), 1), Err(KvError::NotANumber));
+        assert_eq!(incremented(Some(b"0"), 1), Ok(1));
+        for refused in [&b"+5"[..], b"007", b"-0", b"", b"-", b"1 ", b"99999999999999999999"] {
+            assert_eq!(incremented(Some(refused), 1), Err(KvError::NotANumber), "{refused:?}");
+        }
         assert_eq!(
             incremented(Some(i64::MAX.to_string().as_bytes()), 1),
             Err(KvError::Overflow)

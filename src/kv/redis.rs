@@ -173,22 +173,24 @@ impl RedisPool {
                 .acquire_permit(1)
                 .await
                 .map_err(|e| KvError::Backend(e.to_string()))?;
-            let reused = self.idle.borrow_mut().pop();
+            let reused = self.idle_connection();
             let (stream, reply) = match reused {
-                Some(mut stream) => match command(&mut stream, args, self.reply_limit()).await {
-                    // An idle connection Redis closed meanwhile (a restart,
-                    // its `timeout`): the command never reached a server
-                    // that could answer it, so it goes once more on a new one.
-                    Err(Lost(_)) => {
+                Some(mut stream) => match command(&mut stream, args, self.reply_limits()).await {
+                    // The connection broke before any reply (Redis closed it
+                    // just as the command left): the command goes once more
+                    // on a new one, unless running it twice could count
+                    // twice (the server may have run it and died before
+                    // answering).
+                    Err(Lost(_)) if args.first() != Some(&&b"INCRBY"[..]) => {
                         let mut fresh = self.connect().await?;
-                        let reply = command(&mut fresh, args, self.reply_limit()).await;
+                        let reply = command(&mut fresh, args, self.reply_limits()).await;
                         (fresh, reply)
                     }
                     other => (stream, other),
                 },
                 None => {
                     let mut stream = self.connect().await?;
-                    let reply = command(&mut stream, args, self.reply_limit()).await;
+                    let reply = command(&mut stream, args, self.reply_limits()).await;
                     (stream, reply)
                 }
             };
@@ -216,11 +218,27 @@ impl RedisPool {
         }
     }
 
-    /// A reply may carry a batch of values; past this a connection is
-    /// dropped rather than buffer more.
-    fn reply_limit(&self) -> usize {
-        let batch = LIST_PAGE_KEYS * (self.limits.max_value_bytes.max(self.limits.max_key_bytes) + 64);
-        batch.min(MAX_REPLY_BYTES)
+    /// An idle connection Redis has not closed meanwhile (those are
+    /// dropped), if any.
+    fn idle_connection(&self) -> Option<BackendStream> {
+        let mut idle = self.idle.borrow_mut();
+        while let Some(stream) = idle.pop() {
+            if !stream.peer_closed() {
+                return Some(stream);
+            }
+        }
+        None
+    }
+
+    /// What a reply may hold: one value or key is at most the store's
+    /// limit (a larger one is refused when its length is read, before it
+    /// is); a whole reply at most `MAX_REPLY_BYTES` (or one largest value).
+    fn reply_limits(&self) -> ReplyLimits {
+        let largest = self.limits.max_value_bytes.max(self.limits.max_key_bytes);
+        ReplyLimits {
+            max_bulk: largest,
+            max_total: MAX_REPLY_BYTES.max(largest + 1024),
+        }
     }
 
     /// A new connection, authenticated and on the configured database.
@@ -230,8 +248,15 @@ impl RedisPool {
             .map_err(|e| KvError::Backend(format!("cannot connect: {e}")))?;
         if let Some(password) = &self.server.password {
             let reply = match &self.server.username {
-                Some(user) => command(&mut stream, &[b"AUTH", user.as_bytes(), password.as_bytes()], 1024).await?,
-                None => command(&mut stream, &[b"AUTH", password.as_bytes()], 1024).await?,
+                Some(user) => {
+                    command(
+                        &mut stream,
+                        &[b"AUTH", user.as_bytes(), password.as_bytes()],
+                        ReplyLimits::SMALL,
+                    )
+                    .await?
+                }
+                None => command(&mut stream, &[b"AUTH", password.as_bytes()], ReplyLimits::SMALL).await?,
             };
             if let OwnedFrame::Error(message) = reply {
                 // Redis' message names no secret ("WRONGPASS invalid username-password pair").
@@ -240,7 +265,9 @@ impl RedisPool {
         }
         if self.server.database != 0 {
             let db = self.server.database.to_string();
-            if let OwnedFrame::Error(message) = command(&mut stream, &[b"SELECT", db.as_bytes()], 1024).await? {
+            if let OwnedFrame::Error(message) =
+                command(&mut stream, &[b"SELECT", db.as_bytes()], ReplyLimits::SMALL).await?
+            {
                 return Err(KvError::Backend(format!("SELECT {db}: {message}")));
             }
         }
@@ -265,9 +292,109 @@ impl From<CommandError> for KvError {
     }
 }
 
-/// Writes one command (an array of bulk strings) and reads one reply of
-/// at most `limit` bytes.
-async fn command(stream: &mut BackendStream, args: &[&[u8]], limit: usize) -> Result<OwnedFrame, CommandError> {
+/// Bounds on one reply.
+#[derive(Clone, Copy)]
+struct ReplyLimits {
+    /// Bytes of one bulk string (a value or a key).
+    max_bulk: usize,
+    /// Bytes of the whole reply.
+    max_total: usize,
+}
+
+impl ReplyLimits {
+    /// For `AUTH` and `SELECT`.
+    const SMALL: ReplyLimits = ReplyLimits {
+        max_bulk: 1024,
+        max_total: 4096,
+    };
+}
+
+/// Arrays in a reply nest at most this deep (`SCAN`'s does, once).
+const MAX_DEPTH: usize = 2;
+/// Elements of one reply: a batch, or a `SCAN` page (its `COUNT` is only a
+/// hint to Redis, so some room above it).
+const MAX_ELEMENTS: usize = 10 * LIST_PAGE_KEYS + 2;
+
+/// Finds where a RESP2 reply ends, as it arrives in pieces, without
+/// recursion and without looking at a byte twice: `redis-protocol`'s
+/// decoder (which recurses, and starts over on each try) then parses the
+/// complete reply once. A reply over the limits or malformed is refused
+/// before it is buffered whole.
+#[derive(Default)]
+struct ReplyScanner {
+    /// Where the next element starts.
+    at: usize,
+    /// Elements still expected by each array being read, outermost first.
+    open: Vec<usize>,
+    elements: usize,
+}
+
+impl ReplyScanner {
+    /// `Some(length)` once `input` holds a whole reply.
+    fn scan(&mut self, input: &[u8], limits: ReplyLimits) -> Result<Option<usize>, KvError> {
+        let bad = |why: &str| KvError::Backend(format!("bad reply from Redis: {why}"));
+        loop {
+            let rest = &input[self.at..];
+            let Some(line_end) = memchr::memmem::find(rest, b"\r\n") else {
+                return Ok(None);
+            };
+            let (kind, line) = (rest[0], &rest[1..line_end]);
+            let header = line_end + 2;
+            let number = || {
+                std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .ok_or_else(|| bad("not a length"))
+            };
+            match kind {
+                b'+' | b'-' | b':' => self.at += header,
+                b'$' => match usize::try_from(number()?) {
+                    Err(_) => self.at += header, // $-1: null
+                    Ok(n) if n > limits.max_bulk => {
+                        return Err(KvError::TooLarge {
+                            what: "a stored value",
+                            size: n,
+                            limit: limits.max_bulk,
+                        });
+                    }
+                    Ok(n) if rest.len() < header + n + 2 => return Ok(None),
+                    Ok(n) => self.at += header + n + 2,
+                },
+                b'*' => match usize::try_from(number()?) {
+                    Err(_) => self.at += header, // *-1: null
+                    Ok(n) => {
+                        self.elements += n;
+                        if self.open.len() == MAX_DEPTH || self.elements > MAX_ELEMENTS {
+                            return Err(bad("arrays too deep or too long"));
+                        }
+                        self.at += header;
+                        if n > 0 {
+                            self.open.push(n);
+                            continue;
+                        }
+                    }
+                },
+                _ => return Err(bad("unknown type")),
+            }
+            // An element ended: so may the arrays it closes.
+            loop {
+                match self.open.last_mut() {
+                    None => return Ok(Some(self.at)),
+                    Some(1) => {
+                        self.open.pop();
+                    }
+                    Some(remaining) => {
+                        *remaining -= 1;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes one command (an array of bulk strings) and reads one reply.
+async fn command(stream: &mut BackendStream, args: &[&[u8]], limits: ReplyLimits) -> Result<OwnedFrame, CommandError> {
     let other = |why: String| CommandError::Other(KvError::Backend(why));
     let frames: Vec<BorrowedFrame<'_>> = args.iter().map(|a| BorrowedFrame::BulkString(a)).collect();
     let frame = BorrowedFrame::Array(&frames);
@@ -278,14 +405,16 @@ async fn command(stream: &mut BackendStream, args: &[&[u8]], limit: usize) -> Re
     stream.flush().await.map_err(lost)?;
     let mut input = Vec::new();
     let mut chunk = vec![0; READ_CHUNK];
+    let mut scanner = ReplyScanner::default();
     loop {
-        match decode(&input) {
-            Ok(Some((frame, _used))) => return Ok(frame),
-            Ok(None) => {}
-            Err(e) => return Err(other(format!("bad reply from Redis: {e}"))),
+        if let Some(end) = scanner.scan(&input, limits).map_err(CommandError::Other)? {
+            return match decode(&input[..end]) {
+                Ok(Some((frame, _))) => Ok(frame),
+                Ok(None) | Err(_) => Err(other("bad reply from Redis".into())),
+            };
         }
-        if input.len() > limit {
-            return Err(other(format!("reply larger than {limit} bytes")));
+        if input.len() > limits.max_total {
+            return Err(other(format!("reply larger than {} bytes", limits.max_total)));
         }
         let read = stream.read(&mut chunk).await;
         match read {
@@ -322,4 +451,63 @@ fn glob_escape(prefix: &str) -> String {
         escaped.push(c);
     }
     escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ReplyLimits = ReplyLimits {
+        max_bulk: 16,
+        max_total: 1024,
+    };
+
+    fn scan_all(reply: &[u8]) -> Result<Option<usize>, KvError> {
+        ReplyScanner::default().scan(reply, LIMITS)
+    }
+
+    #[test]
+    fn finds_the_end_of_each_kind_of_reply() {
+        for reply in [
+            &b"+OK\r\n"[..],
+            b"-ERR no\r\n",
+            b":42\r\n",
+            b"$-1\r\n",
+            b"$5\r\nhello\r\n",
+            b"*-1\r\n",
+            b"*0\r\n",
+            b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n",
+        ] {
+            assert_eq!(
+                scan_all(reply),
+                Ok(Some(reply.len())),
+                "{}",
+                String::from_utf8_lossy(reply)
+            );
+            // With a byte missing, it waits for more.
+            assert_eq!(scan_all(&reply[..reply.len() - 1]), Ok(None));
+        }
+    }
+
+    #[test]
+    fn resumes_where_it_stopped() {
+        let reply = b"*3\r\n$3\r\nabc\r\n$-1\r\n:7\r\n";
+        let mut scanner = ReplyScanner::default();
+        for end in 0..reply.len() {
+            assert_eq!(scanner.scan(&reply[..end], LIMITS), Ok(None));
+        }
+        assert_eq!(scanner.scan(reply, LIMITS), Ok(Some(reply.len())));
+    }
+
+    #[test]
+    fn refuses_deep_long_large_and_malformed_replies_early() {
+        let deep = b"*1\r\n*1\r\n*1\r\n:1\r\n";
+        assert!(matches!(scan_all(deep), Err(KvError::Backend(_))));
+        let long = format!("*{}\r\n", MAX_ELEMENTS + 1);
+        assert!(matches!(scan_all(long.as_bytes()), Err(KvError::Backend(_))));
+        // Refused from its length alone, before the bytes arrive.
+        assert!(matches!(scan_all(b"$17\r\n"), Err(KvError::TooLarge { size: 17, .. })));
+        assert!(matches!(scan_all(b"?what\r\n"), Err(KvError::Backend(_))));
+        assert!(matches!(scan_all(b"$x\r\n"), Err(KvError::Backend(_))));
+    }
 }

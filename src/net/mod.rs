@@ -8,4 +8,4 @@ mod tls;
 
 pub use resolve::resolve;
 pub use stream::{BackendStream, ConnectError, connect};
-pub use tls::TlsClient;
+pub use tls::{TlsClient, TlsIdentity};

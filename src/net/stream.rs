@@ -52,8 +52,16 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<BackendStream, ConnectError> {
     let started = Instant::now();
-    let addr = resolve(endpoint).await.map_err(ConnectError::Resolve)?;
-    let stream = TcpStream::connect_timeout(addr, timeout)
+    let resolving = futures_lite::future::or(async { Some(resolve(endpoint).await) }, async {
+        glommio::timer::sleep(timeout).await;
+        None
+    });
+    let addr = resolving
+        .await
+        .ok_or(ConnectError::Timeout)?
+        .map_err(ConnectError::Resolve)?;
+    let remaining = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    let stream = TcpStream::connect_timeout(addr, remaining)
         .await
         .map_err(|e| match io::Error::from(e) {
             e if e.kind() == io::ErrorKind::ConnectionRefused => ConnectError::Refused,
@@ -107,13 +115,43 @@ impl BackendStream {
     pub fn is_tls(&self) -> bool {
         matches!(self, BackendStream::Tls(_))
     }
+
+    /// For an idle pooled connection: whether the peer closed it (or sent
+    /// something unasked) meanwhile, so it must not carry a request. A
+    /// non-blocking peek, answered by the kernel at once.
+    #[allow(unsafe_code, reason = "recv(MSG_PEEK | MSG_DONTWAIT) on the socket's own descriptor")]
+    pub fn peer_closed(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut byte = 0u8;
+        // SAFETY: the descriptor belongs to the live stream borrowed here;
+        // the buffer is one valid byte; MSG_PEEK consumes nothing and
+        // MSG_DONTWAIT never blocks.
+        let peeked = unsafe {
+            libc::recv(
+                self.tcp().as_raw_fd(),
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        match peeked {
+            -1 => io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock,
+            _ => true, // 0: closed; 1: bytes nobody asked for
+        }
+    }
 }
 
 impl AsyncRead for BackendStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             BackendStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            // Many servers close without TLS's close_notify: that reads as
+            // the end of the stream, as on plain TCP (HTTP framing and the
+            // guest's own protocol tell a cut-short message apart).
+            BackendStream::Tls(s) => match Pin::new(s.as_mut()).poll_read(cx, buf) {
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(0)),
+                other => other,
+            },
         }
     }
 }

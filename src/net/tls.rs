@@ -10,6 +10,10 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
+/// Tells apart TLS connections verified against different roots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TlsIdentity(Option<[u8; 32]>);
+
 /// Largest CA file read (a bundle of a few hundred certificates is ~300 KiB).
 const MAX_CA_FILE_BYTES: u64 = 4 << 20;
 
@@ -72,6 +76,12 @@ impl TlsClient {
 
     pub fn config(&self) -> &Arc<ClientConfig> {
         &self.config
+    }
+
+    /// Which roots verified a connection: the same for clients built from
+    /// the same file content, different otherwise.
+    pub fn identity(&self) -> TlsIdentity {
+        TlsIdentity(self.ca_digest)
     }
 }
 

@@ -91,22 +91,26 @@ pub fn prepare(config: Config, shards: usize) -> Result<Prepared, StartupError> 
 fn start_stores(config: &Config) -> Result<StoreThread, StartupError> {
     let stores = StoreThread::start(&config.key_value)
         .map_err(|e| StartupError::KeyValue(format!("cannot start the store thread: {e}")))?;
+    open_used_stores(&stores, config).map_err(StartupError::KeyValue)?;
+    Ok(stores)
+}
+
+/// Opens the embedded stores `config`'s routes list (at start, and for a
+/// reload before it is applied).
+fn open_used_stores(stores: &StoreThread, config: &Config) -> Result<(), String> {
     let mut used: Vec<&str> = Vec::new();
     for route in &config.routes {
         if let HandlerSpec::Wasm(spec) = &route.handler {
             for name in &spec.key_value_stores {
-                let embedded = matches!(
-                    config.key_value.get(name).map(|c| &c.backend),
-                    Some(KeyValueBackend::Embedded { .. })
-                );
+                let backend = config.key_value.get(name).map(|c| &c.backend);
+                let embedded = matches!(backend, Some(KeyValueBackend::Embedded { .. }));
                 if embedded && !used.contains(&name.as_str()) {
                     used.push(name);
                 }
             }
         }
     }
-    stores.open(&used).map_err(StartupError::KeyValue)?;
-    Ok(stores)
+    stores.open(&used)
 }
 
 /// Which CPU each shard is pinned to.
@@ -274,6 +278,7 @@ pub fn run(
         last_number: current.generation().number,
         path: options.config_path,
         shared: shared.clone(),
+        stores,
         cache,
         current,
         shards: mailboxes,

@@ -28,6 +28,7 @@ use super::shutdown::ShardFlags;
 use super::watch::Watcher;
 use crate::config::{self, ConfigError, RouteChanges};
 use crate::error::StartupError;
+use crate::kv::StoreThread;
 use crate::sources::Progress;
 use crate::stats::Counter;
 use crate::wasm::{ModuleCache, Warmed};
@@ -291,6 +292,8 @@ pub struct Reloader {
     pub flags: Arc<ShardFlags>,
     /// With `--watch`: told which files to watch after each reload.
     pub watcher: Option<Watcher>,
+    /// The `store` thread: a reload opens the embedded stores it needs.
+    pub stores: StoreThread,
     /// The number of the last generation built. Numbers are never reused,
     /// even for a generation some shards got and others did not.
     pub last_number: u64,
@@ -400,6 +403,7 @@ impl Reloader {
                 ..ReloadError::unlocated(message)
             });
         }
+        super::open_used_stores(&self.stores, &config).map_err(ReloadError::unlocated)?;
         let routes = RouteChanges::between(&running.config.routes, &config.routes);
         let generation = generation::build(
             config,

@@ -305,3 +305,22 @@ fn a_route_may_list_only_declared_stores() {
         "{output}"
     );
 }
+
+#[test]
+fn listing_follows_the_cursor_through_many_pages() {
+    let state = tempfile::tempdir().unwrap();
+    let config = with_state_dir(config("", "default"), state.path());
+    let server = TestServer::start(&config, &["--shards", "1"]);
+    let mut client = server.client();
+    for i in 0..1234 {
+        assert_eq!(put(&mut client, &format!("key-{i:05}"), b"v").status, 200);
+    }
+    // Two pages of 1000 and 234, through the module's and the
+    // component's cursor loops.
+    for path in ["/keys", "/c/keys"] {
+        let keys = client.get(path).text();
+        let keys: Vec<&str> = keys.lines().collect();
+        assert_eq!(keys.len(), 1234, "{path}");
+        assert_eq!((keys[0], keys[1233]), ("key-00000", "key-01233"), "{path}");
+    }
+}

@@ -1,7 +1,7 @@
 //! `wasi:http/outgoing-handler`: a guest's HTTP requests, sent by a small
 //! HTTP/1.1 client running as tasks on the guest's own shard.
 //!
-//! Policy first: only `http://` to a `host:port` on the route's
+//! Policy first: only `http://` and `https://` to a `host:port` on the route's
 //! `allowed_outbound` (the TCP backends' list), at most
 //! `max_backend_connections` requests per guest request, each within the
 //! route's connect and I/O timeouts (or the guest's own, if shorter), its
@@ -32,7 +32,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use super::body;
 use crate::config::Endpoint;
 use crate::http::client::{self, ClientError, ResponseBody, ResponseHead};
-use crate::net::{BackendStream, ConnectError, TlsClient};
+use crate::net::{BackendStream, ConnectError, TlsClient, TlsIdentity};
 use crate::stats::{OutboundResult, RouteStats};
 use crate::wasm::route::RouteContext;
 use crate::wasm::shard_local::ShardLocal;
@@ -51,11 +51,14 @@ type SendResult = Result<
     Error,
 >;
 
-/// Pooled connections are told apart by endpoint and by TLS or not.
+/// Pooled connections are told apart by endpoint and, for TLS, by the
+/// certificate authorities they were verified against: a route that
+/// trusts fewer never reuses a connection another route's CAs accepted.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Backend {
     endpoint: Endpoint,
-    tls: bool,
+    /// `None`: plain HTTP.
+    tls: Option<TlsIdentity>,
 }
 
 /// A shard's outbound HTTP: the tokio runtime wasi-http needs and the pool
@@ -104,7 +107,7 @@ impl ShardHttp {
         let mut idle = self.idle.borrow_mut();
         let streams = idle.get_mut(backend)?;
         while let Some((stream, since)) = streams.pop() {
-            if since.elapsed() < IDLE_TIMEOUT {
+            if since.elapsed() < IDLE_TIMEOUT && !stream.peer_closed() {
                 return Some(stream);
             }
         }
@@ -214,7 +217,10 @@ impl WasiHttpHooks for OutboundHooks {
             http: Rc::clone(http),
             label: route.label.clone(),
             stats: route.stats.clone(),
-            backend: Backend { endpoint, tls },
+            backend: Backend {
+                endpoint,
+                tls: tls.then(|| route.outbound.tls.identity()),
+            },
             tls: route.outbound.tls.clone(),
             limits,
         };
@@ -354,7 +360,7 @@ impl Client {
     /// guest's error code cannot carry it).
     async fn connect(&self) -> Result<BackendStream, Error> {
         let Backend { endpoint, tls } = &self.backend;
-        let tls = tls.then_some(&self.tls);
+        let tls = tls.as_ref().map(|_| &self.tls);
         crate::net::connect(endpoint, tls, self.limits.connect)
             .await
             .map_err(|e| {
@@ -422,7 +428,8 @@ impl Client {
                 return None;
             }
             if done {
-                return Some(stream);
+                // Bytes past the body would be read as the next response.
+                return input.is_empty().then_some(stream);
             }
             match stream.read(&mut buffer).await {
                 Ok(0) => {

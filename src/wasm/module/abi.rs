@@ -183,7 +183,8 @@ pub mod kv_error {
     pub const NO_SUCH_STORE: i64 = -2;
     /// The store exists but is not in the route's `key_value_stores`.
     pub const ACCESS_DENIED: i64 = -3;
-    /// A key, value or the store name is larger than the store allows.
+    /// A key or value is larger than the store allows, or 16 stores are
+    /// open already.
     pub const TOO_LARGE: i64 = -4;
     /// Not a handle `open` returned to this instance.
     pub const BAD_HANDLE: i64 = -5;
