@@ -324,3 +324,25 @@ fn listing_follows_the_cursor_through_many_pages() {
         assert_eq!((keys[0], keys[1233]), ("key-00000", "key-01233"), "{path}");
     }
 }
+
+#[test]
+fn a_reload_that_needs_a_store_it_cannot_open_is_rejected() {
+    let base = "[admin]\nlisten_address = \"127.0.0.1:0\"\n\n[key_value.broken]\ntype = \"embedded\"\npath = \"/proc/no-such-dir/kv\"\n";
+    let server = TestServer::start(base, &["--shards", "1"]);
+    // No route uses it yet: the start did not need to open it.
+    let route = "\n[[applications]]\nfile_path = \"{samples}/counter.wasm\"\nmethod = \"GET\"\nurl_path = \"/counter\"\nkey_value_stores = [\"broken\"]\n";
+    let text = format!(
+        "listen_address = \"127.0.0.1:0\"\n{base}{}",
+        crate::harness::expand(route)
+    );
+    std::fs::write(server.dir().join("config.toml"), text).unwrap();
+    let response = crate::harness::client::Client::connect(server.admin_addr()).request("POST", "/reload", &[], b"");
+    assert_eq!(response.status, 422, "{}", response.text());
+    assert!(
+        response.text().contains("key-value store \\\"broken\\\""),
+        "{}",
+        response.text()
+    );
+    // The running generation is untouched.
+    assert_eq!(server.get("/counter").status, 404);
+}
