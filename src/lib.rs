@@ -24,6 +24,7 @@
 
 pub mod admin;
 pub mod config;
+mod deadline;
 pub mod error;
 pub mod http;
 pub mod kv;

@@ -19,13 +19,14 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{KeyPage, KvError, LIST_PAGE_KEYS, incremented};
 use crate::config::{KeyValueBackend, KeyValueConfig};
+use crate::deadline::{TimedOut, with_deadline};
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 /// Operations the thread takes into one transaction at most.
@@ -146,15 +147,10 @@ impl Client {
     /// On a shard: the answer, within the store's timeout (glommio's timer).
     async fn call(&self, op: Op) -> Result<Reply, KvError> {
         let answer = self.send(op)?;
-        let timeout = self.timeout;
-        let timed = futures_lite::future::or(async { Some(answer.await) }, async {
-            glommio::timer::sleep(timeout).await;
-            None
-        });
-        match timed.await {
-            None => Err(KvError::Timeout(timeout)),
-            Some(Err(oneshot::Canceled)) => Err(stopped()),
-            Some(Ok(result)) => result,
+        match with_deadline(Instant::now() + self.timeout, answer).await {
+            Err(TimedOut) => Err(KvError::Timeout(self.timeout)),
+            Ok(Err(oneshot::Canceled)) => Err(stopped()),
+            Ok(Ok(result)) => result,
         }
     }
 

@@ -16,6 +16,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::config::{KeyValueBackend, KeyValueConfig, KeyValueLimits};
+use crate::stats::{KeyValueResult, RouteStats};
 
 pub use embedded::StoreThread;
 
@@ -49,9 +50,19 @@ pub enum KvError {
 }
 
 impl KvError {
+    /// Counts the failure under its route and logs what an operator
+    /// should see: a store the route may not open, a store that failed or
+    /// did not answer. `operation` names the guest's call in the log.
+    pub fn record(&self, stats: &RouteStats, route: &str, operation: std::fmt::Arguments<'_>) {
+        let result = self.result();
+        stats.key_value(result);
+        if matches!(self, KvError::AccessDenied(_)) || result == KeyValueResult::Failed {
+            tracing::warn!(route = %route, "{operation}: {self}");
+        }
+    }
+
     /// How a route's statistics count it.
-    pub fn result(&self) -> crate::stats::KeyValueResult {
-        use crate::stats::KeyValueResult;
+    pub fn result(&self) -> KeyValueResult {
         match self {
             KvError::NoSuchStore(_) | KvError::AccessDenied(_) => KeyValueResult::Denied,
             KvError::TooLarge { .. } | KvError::BadKey | KvError::NotANumber | KvError::Overflow => {
@@ -82,10 +93,6 @@ enum Backend {
 }
 
 impl Store {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         self.check_key(key)?;
         match &self.backend {

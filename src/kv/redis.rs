@@ -6,6 +6,7 @@
 //! reused.
 
 use std::cell::RefCell;
+use std::time::Instant;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::sync::Semaphore;
@@ -15,6 +16,7 @@ use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame, Resp2Frame};
 
 use super::{KeyPage, KvError, LIST_PAGE_KEYS};
 use crate::config::{KeyValueLimits, RedisServer};
+use crate::deadline::{TimedOut, with_deadline};
 use crate::net::BackendStream;
 
 const READ_CHUNK: usize = 16 << 10;
@@ -198,13 +200,9 @@ impl RedisPool {
             self.idle.borrow_mut().push(stream);
             Ok(reply)
         };
-        let timed = futures_lite::future::or(async { Some(exchange.await) }, async {
-            glommio::timer::sleep(timeout).await;
-            None
-        });
-        let reply = match timed.await {
-            None => Err(KvError::Timeout(timeout)),
-            Some(result) => result,
+        let reply = match with_deadline(Instant::now() + timeout, exchange).await {
+            Err(TimedOut) => Err(KvError::Timeout(timeout)),
+            Ok(result) => result,
         };
         match reply {
             Ok(OwnedFrame::Error(message)) => Err(redis_error(&message)),

@@ -13,6 +13,7 @@ use rustls::pki_types::ServerName;
 
 use super::{TlsClient, resolve};
 use crate::config::Endpoint;
+use crate::deadline::{TimedOut, with_deadline};
 
 /// A backend connection. Timeouts are the TCP socket's: glommio applies
 /// them to every read and write, which TLS records go through too.
@@ -51,16 +52,14 @@ pub async fn connect(
     tls: Option<&TlsClient>,
     timeout: Duration,
 ) -> Result<BackendStream, ConnectError> {
-    let started = Instant::now();
-    let resolving = futures_lite::future::or(async { Some(resolve(endpoint).await) }, async {
-        glommio::timer::sleep(timeout).await;
-        None
-    });
-    let addr = resolving
+    let deadline = Instant::now() + timeout;
+    let addr = with_deadline(deadline, resolve(endpoint))
         .await
-        .ok_or(ConnectError::Timeout)?
+        .map_err(|TimedOut| ConnectError::Timeout)?
         .map_err(ConnectError::Resolve)?;
-    let remaining = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    let remaining = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
     let stream = TcpStream::connect_timeout(addr, remaining)
         .await
         .map_err(|e| match io::Error::from(e) {
@@ -74,16 +73,11 @@ pub async fn connect(
         return Ok(BackendStream::Plain(stream));
     };
     let name = ServerName::try_from(endpoint.host.clone()).map_err(|_| ConnectError::BadServerName)?;
-    let remaining = timeout.saturating_sub(started.elapsed());
     let handshake = TlsConnector::from(tls.config().clone()).connect(name, stream);
-    let timed = futures_lite::future::or(async { Some(handshake.await) }, async {
-        glommio::timer::sleep(remaining).await;
-        None
-    });
-    match timed.await {
-        None => Err(ConnectError::HandshakeTimeout),
-        Some(Ok(stream)) => Ok(BackendStream::Tls(Box::new(stream))),
-        Some(Err(e)) => Err(handshake_error(e)),
+    match with_deadline(deadline, handshake).await {
+        Err(TimedOut) => Err(ConnectError::HandshakeTimeout),
+        Ok(Ok(stream)) => Ok(BackendStream::Tls(Box::new(stream))),
+        Ok(Err(e)) => Err(handshake_error(e)),
     }
 }
 
@@ -110,10 +104,6 @@ impl BackendStream {
 
     pub fn set_write_timeout(&self, timeout: Option<Duration>) {
         let _ = self.tcp().set_write_timeout(timeout);
-    }
-
-    pub fn is_tls(&self) -> bool {
-        matches!(self, BackendStream::Tls(_))
     }
 
     /// For an idle pooled connection: whether the peer closed it (or sent

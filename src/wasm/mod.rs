@@ -23,7 +23,6 @@
 //! shard) and `shard_local` (the one `unsafe impl Send`).
 
 mod component;
-mod deadline;
 mod engine;
 mod failure;
 mod guest_log;

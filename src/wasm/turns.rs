@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use glommio::sync::{Semaphore, StaticPermit};
 
-use super::deadline::with_deadline;
 use super::failure::InvokeError;
+use crate::deadline::with_deadline;
 
 pub struct Turns {
     /// `max_concurrency` permits.

@@ -84,17 +84,14 @@ impl KeyValueView<'_> {
     /// The guest's error for a store error; the ones worth an operator's
     /// attention are logged with the route's name.
     fn error(&self, function: &str, error: KvError) -> store::Error {
-        self.ctx.stats.key_value(error.result());
+        error.record(
+            &self.ctx.stats,
+            &self.ctx.route,
+            format_args!("wasi:keyvalue {function}"),
+        );
         match error {
             KvError::NoSuchStore(_) => store::Error::NoSuchStore,
-            KvError::AccessDenied(_) => {
-                tracing::warn!(route = %self.ctx.route, "wasi:keyvalue {function}: {error}");
-                store::Error::AccessDenied
-            }
-            KvError::Timeout(_) | KvError::Backend(_) => {
-                tracing::warn!(route = %self.ctx.route, "wasi:keyvalue {function}: {error}");
-                store::Error::Other(error.to_string())
-            }
+            KvError::AccessDenied(_) => store::Error::AccessDenied,
             other => store::Error::Other(other.to_string()),
         }
     }

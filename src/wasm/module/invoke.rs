@@ -9,8 +9,8 @@ use wasmtime::{Engine, Extern, Store, TypedFunc};
 
 use super::ModuleGuest;
 use super::host::{HostState, HostTrap};
+use crate::deadline::{TimedOut, with_deadline_yielding};
 use crate::http::{Request, Response};
-use crate::wasm::deadline::{TimedOut, with_deadline_yielding};
 use crate::wasm::failure::{InvokeError, classify_trap, instantiate_error};
 use crate::wasm::route::RouteContext;
 

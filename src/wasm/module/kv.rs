@@ -75,22 +75,15 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 /// The guest's code for a store error; the reasons worth an operator's
 /// attention are logged with the route's name.
 fn error_code(route: &RouteContext, function: &str, error: &KvError) -> i64 {
-    route.stats.key_value(error.result());
-    let route = &route.label;
+    error.record(&route.stats, &route.label, format_args!("kv_v1.{function}"));
     match error {
         KvError::NoSuchStore(_) => code::NO_SUCH_STORE,
-        KvError::AccessDenied(_) => {
-            tracing::warn!(route = %route, "kv_v1.{function}: {error}");
-            code::ACCESS_DENIED
-        }
+        KvError::AccessDenied(_) => code::ACCESS_DENIED,
         KvError::TooLarge { .. } => code::TOO_LARGE,
         KvError::BadKey => code::BAD_KEY,
         KvError::NotANumber => code::NOT_A_NUMBER,
         KvError::Overflow => code::OVERFLOW,
-        KvError::Timeout(_) | KvError::Backend(_) => {
-            tracing::warn!(route = %route, "kv_v1.{function}: {error}");
-            code::UNAVAILABLE
-        }
+        KvError::Timeout(_) | KvError::Backend(_) => code::UNAVAILABLE,
     }
 }
 
@@ -154,17 +147,14 @@ async fn get(
         Ok(found) => found,
         Err(code) => return Ok(code),
     };
-    let waiting = WaitingOnIo::start(&caller.data().backends);
-    let value = store.get(&key).await;
-    drop(waiting);
-    let (memory, state) = memory_and_state(&mut caller, "get")?;
-    if value.is_ok() {
-        state.route().stats.key_value(KeyValueResult::Ok);
-    }
+    let value = match awaited(&mut caller, "get", store.get(&key)).await {
+        Ok(value) => value,
+        Err(code) => return Ok(code),
+    };
+    let (memory, _) = memory_and_state(&mut caller, "get")?;
     match value {
-        Ok(Some(value)) => copy_out(memory, "get", Some(&value), ptr, cap),
-        Ok(None) => Ok(ABSENT),
-        Err(e) => Ok(error_code(state.route(), "get", &e)),
+        Some(value) => copy_out(memory, "get", Some(&value), ptr, cap),
+        None => Ok(ABSENT),
     }
 }
 
@@ -180,7 +170,7 @@ async fn set(
     };
     let (memory, _) = memory_and_state(&mut caller, "set")?;
     let value = memory[guest_range(memory.len(), "set", value.0, value.1)?].to_vec();
-    finish(&mut caller, "set", store.set(&key, value)).await
+    Ok(status(awaited(&mut caller, "set", store.set(&key, value)).await))
 }
 
 async fn delete(mut caller: Caller<'_, HostState>, handle: i32, key: (i32, i64)) -> wasmtime::Result<i32> {
@@ -188,25 +178,32 @@ async fn delete(mut caller: Caller<'_, HostState>, handle: i32, key: (i32, i64))
         Ok(found) => found,
         Err(code) => return Ok(code as i32),
     };
-    finish(&mut caller, "delete", store.delete(&key)).await
+    Ok(status(awaited(&mut caller, "delete", store.delete(&key)).await))
 }
 
-/// Awaits an operation that answers nothing: 0, or its error's code.
-async fn finish(
+/// Awaits a store operation as an I/O wait of the guest (not a fuel
+/// yield), counts it, and turns its error into the guest's code.
+async fn awaited<T>(
     caller: &mut Caller<'_, HostState>,
     function: &'static str,
-    operation: impl Future<Output = Result<(), KvError>>,
-) -> wasmtime::Result<i32> {
+    operation: impl Future<Output = Result<T, KvError>>,
+) -> Result<T, i64> {
     let waiting = WaitingOnIo::start(&caller.data().backends);
     let result = operation.await;
     drop(waiting);
-    Ok(match result {
-        Ok(()) => {
-            caller.data().route().stats.key_value(KeyValueResult::Ok);
-            0
+    let route = caller.data().route();
+    match result {
+        Ok(value) => {
+            route.stats.key_value(KeyValueResult::Ok);
+            Ok(value)
         }
-        Err(e) => error_code(caller.data().route(), function, &e) as i32,
-    })
+        Err(e) => Err(error_code(route, function, &e)),
+    }
+}
+
+/// 0, or the error's code: what functions that answer nothing return.
+fn status(result: Result<(), i64>) -> i32 {
+    result.map_or_else(|code| code as i32, |()| 0)
 }
 
 async fn increment(
@@ -223,18 +220,13 @@ async fn increment(
     // The result's place is checked before the store changes.
     let (memory, _) = memory_and_state(&mut caller, "increment")?;
     let out = guest_range(memory.len(), "increment", out, 8)?;
-    let waiting = WaitingOnIo::start(&caller.data().backends);
-    let result = store.increment(&key, delta).await;
-    drop(waiting);
-    let (memory, state) = memory_and_state(&mut caller, "increment")?;
-    match result {
-        Ok(value) => {
-            state.route().stats.key_value(KeyValueResult::Ok);
-            memory[out].copy_from_slice(&value.to_le_bytes());
-            Ok(0)
-        }
-        Err(e) => Ok(error_code(state.route(), "increment", &e) as i32),
-    }
+    let value = match awaited(&mut caller, "increment", store.increment(&key, delta)).await {
+        Ok(value) => value,
+        Err(code) => return Ok(code as i32),
+    };
+    let (memory, _) = memory_and_state(&mut caller, "increment")?;
+    memory[out].copy_from_slice(&value.to_le_bytes());
+    Ok(0)
 }
 
 /// A page of keys, each as a little-endian u32 length and its bytes, and
@@ -252,17 +244,12 @@ async fn list_keys(
     };
     let (memory, _) = memory_and_state(&mut caller, "list_keys")?;
     let next = guest_range(memory.len(), "list_keys", next, 8)?;
-    let waiting = WaitingOnIo::start(&caller.data().backends);
-    let page = store.list_keys((cursor > 0).then_some(cursor as u64)).await;
-    drop(waiting);
-    let (memory, state) = memory_and_state(&mut caller, "list_keys")?;
-    let page = match page {
-        Ok(page) => {
-            state.route().stats.key_value(KeyValueResult::Ok);
-            page
-        }
-        Err(e) => return Ok(error_code(state.route(), "list_keys", &e)),
+    let cursor = (cursor > 0).then_some(cursor as u64);
+    let page = match awaited(&mut caller, "list_keys", store.list_keys(cursor)).await {
+        Ok(page) => page,
+        Err(code) => return Ok(code),
     };
+    let (memory, _) = memory_and_state(&mut caller, "list_keys")?;
     let mut encoded = Vec::new();
     for key in &page.keys {
         encoded.extend_from_slice(&(key.len() as u32).to_le_bytes());

@@ -1,4 +1,5 @@
-//! Running a future under a request's deadline on the shard's timers,
+//! Running a future under a deadline on the shard's timers (a request's,
+//! a guest call's, a backend or store operation's),
 //! without an epoch ticker thread.
 
 use std::cell::Cell;
