@@ -55,12 +55,17 @@ impl FromStr for LogFormat {
     }
 }
 
+/// The level filter without `RUST_LOG`: info, except wasmtime-wasi's
+/// per-call spans (every WASI call of a guest is an info span there: its
+/// name would prefix the guest's own log lines and cost a span per call).
+const DEFAULT_FILTER: &str = "info,wasmtime_wasi=warn";
+
 /// Starts the writer thread and installs the global tracing subscriber:
-/// the level filter comes from `RUST_LOG` (default `info`), lines go to
-/// stderr through per-thread rings of `buffer_bytes`.
+/// the level filter comes from `RUST_LOG` (default [`DEFAULT_FILTER`]),
+/// lines go to stderr through per-thread rings of `buffer_bytes`.
 pub fn init(format: LogFormat, buffer_bytes: usize) -> io::Result<Logging> {
     let logging = Logging::start(Box::new(io::stderr()), buffer_bytes)?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let ansi = io::stderr().is_terminal();
     tracing::dispatcher::set_global_default(logging.dispatch(format, filter, ansi)).map_err(io::Error::other)?;
     Ok(logging)

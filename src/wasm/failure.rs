@@ -19,6 +19,8 @@ pub enum InvokeError {
     Timeout,
     #[error("guest trapped: {0}")]
     Trap(String),
+    #[error("guest exited with status {0} (proc_exit)")]
+    Exited(i32),
     #[error("invalid guest response: {0}")]
     BadResponse(String),
     #[error("request cannot be given to the guest: {0}")]
@@ -34,7 +36,10 @@ impl InvokeError {
         match self {
             InvokeError::Busy(_) | InvokeError::OutOfFuel | InvokeError::SharedFailure(_) => 503,
             InvokeError::Timeout => 504,
-            InvokeError::Instantiate(_) | InvokeError::Trap(_) | InvokeError::BadResponse(_) => 500,
+            InvokeError::Instantiate(_)
+            | InvokeError::Trap(_)
+            | InvokeError::Exited(_)
+            | InvokeError::BadResponse(_) => 500,
             InvokeError::BadRequest(_) => 400,
         }
     }
@@ -45,7 +50,7 @@ impl InvokeError {
         match self {
             InvokeError::OutOfFuel => Some(GuestFailure::Fuel),
             InvokeError::Timeout => Some(GuestFailure::Timeout),
-            InvokeError::Trap(_) => Some(GuestFailure::Trap),
+            InvokeError::Trap(_) | InvokeError::Exited(_) => Some(GuestFailure::Trap),
             InvokeError::BadResponse(_) => Some(GuestFailure::BadResponse),
             InvokeError::Busy(_)
             | InvokeError::Instantiate(_)

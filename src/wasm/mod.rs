@@ -31,6 +31,7 @@ mod load;
 mod module;
 mod precompiled;
 mod route;
+mod shard_clock;
 mod shard_local;
 mod turns;
 

@@ -1,9 +1,7 @@
 //! `wasi:clocks/monotonic-clock` on the shard's own timers.
 //!
-//! wasmtime-wasi implements a sleeping guest with `tokio::time`, which needs
-//! a tokio timer driver (and a thread to run it). This replacement keeps
-//! the guest's sleep on the shard: its pollable is a glommio timer, so a
-//! sleeping guest is a suspended task and the shard serves others meanwhile.
+//! wasmtime-wasi implements a sleeping guest with `tokio::time`; this
+//! replacement's pollable sleeps on the shard's timers (`shard_clock`).
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +12,7 @@ use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 use wasmtime_wasi::p3::bindings::clocks::monotonic_clock as p3_monotonic_clock;
 
 use super::state::ComponentState;
-use crate::wasm::shard_local::ShardLocal;
+use crate::wasm::shard_clock::{now_nanos, sleep};
 
 /// Replaces the monotonic clock wasmtime-wasi linked (the linker must
 /// allow shadowing).
@@ -42,21 +40,14 @@ impl<U> p3_monotonic_clock::HostWithStore<U> for ShardClockP3 {
     async fn wait_until(store: &Accessor<U, Self>, when: p3_monotonic_clock::Mark) -> wasmtime::Result<()> {
         // The mark is on the clock wasmtime-wasi's `now` reads.
         let now = store.with(|mut view| p3_monotonic_clock::Host::now(&mut view.get()))?;
-        shard_sleep(Duration::from_nanos(when.saturating_sub(now))).await;
+        sleep(Duration::from_nanos(when.saturating_sub(now))).await;
         Ok(())
     }
 
     async fn wait_for(_: &Accessor<U, Self>, nanos: u64) -> wasmtime::Result<()> {
-        shard_sleep(Duration::from_nanos(nanos)).await;
+        sleep(Duration::from_nanos(nanos)).await;
         Ok(())
     }
-}
-
-/// A sleep on the shard's timers. Even a zero sleep goes through the
-/// timer: a guest polling in a loop with a zero timeout must let the shard
-/// poll I/O.
-async fn shard_sleep(wait: Duration) {
-    ShardLocal::new(glommio::timer::Timer::new(wait)).await;
 }
 
 impl HasData for ShardClock {
@@ -65,17 +56,6 @@ impl HasData for ShardClock {
 
 struct ShardClockView<'a> {
     table: &'a mut ResourceTable,
-}
-
-/// The clock's zero: the process start (any fixed instant would do; the
-/// interface only promises monotonic nanoseconds).
-fn epoch() -> Instant {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-fn now_nanos() -> u64 {
-    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl monotonic_clock::Host for ShardClockView<'_> {
@@ -109,7 +89,7 @@ struct Sleep {
 impl Pollable for Sleep {
     async fn ready(&mut self) {
         match self.deadline {
-            Some(deadline) => shard_sleep(deadline.saturating_duration_since(Instant::now())).await,
+            Some(deadline) => sleep(deadline.saturating_duration_since(Instant::now())).await,
             None => std::future::pending().await,
         }
     }

@@ -193,7 +193,7 @@ impl Inner {
             tracing::warn!(route = %self.context.label, handles = held.handles, "guest keeps host handles between requests: instance replaced");
             return;
         }
-        instance.store.data_mut().end_request(&self.context);
+        instance.store.data_mut().end_request();
         let mut ready = self.ready.borrow_mut();
         if instance.served < max_requests && ready.len() < limits.max_concurrency {
             ready.push(instance);

@@ -2,14 +2,10 @@
 //! from the route, and the guest's stdout/stderr, which go to the server log.
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::rc::Rc;
 
-use bytes::Bytes;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::body::{HostFutureTrailers, HostIncomingBody, HostOutgoingBody};
 use wasmtime_wasi_http::p2::types::{
@@ -21,10 +17,10 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::keyvalue::KeyValueCtx;
 use super::outbound::{OutboundHooks, ShardHttp};
 use crate::wasm::failure::InvokeError;
-use crate::wasm::guest_log::LogBudget;
+use crate::wasm::guest_log::{GuestLog, Stream};
 use crate::wasm::limiter::GuestLimiter;
 use crate::wasm::route::RouteContext;
-use crate::wasm::shard_local::ShardLocal;
+use crate::wasm::shard_clock::MonotonicClock;
 
 /// Core instances, memories and tables one component may create: a Rust
 /// component has a handful, an interpreter-based one a few dozen.
@@ -36,24 +32,21 @@ pub struct ComponentState {
     http: WasiHttpCtx,
     pub(super) hooks: OutboundHooks,
     pub(super) limits: GuestLimiter,
-    /// Shared with the guest's stdout and stderr.
-    log_budget: ShardLocal<Rc<RefCell<LogBudget>>>,
+    /// Where the guest's stdout and stderr go.
+    log: GuestLog,
     key_value: KeyValueCtx,
 }
 
 impl ComponentState {
     pub fn new(route: &Rc<RouteContext>, hooks: OutboundHooks) -> ComponentState {
-        let log_budget = Rc::new(RefCell::new(LogBudget::new(route.limits.max_log_bytes)));
-        let log = GuestLog {
-            route: ShardLocal::new(route.clone()),
-            budget: ShardLocal::new(log_budget.clone()),
-        };
+        let log = GuestLog::new(route);
         let mut wasi = WasiCtx::builder();
         // No preopened directories and no socket permissions: the
         // filesystem and socket interfaces are linked but deny everything.
-        wasi.stdout(log.tagged("stdout"))
-            .stderr(log.tagged("stderr"))
-            .envs(&route.env.iter().collect::<Vec<_>>());
+        wasi.stdout(log.stream(Stream::Stdout))
+            .stderr(log.stream(Stream::Stderr))
+            .envs(&route.env.iter().collect::<Vec<_>>())
+            .monotonic_clock(MonotonicClock);
         let limits = GuestLimiter::new(
             &route.limits,
             MAX_PARTS_PER_COMPONENT,
@@ -68,7 +61,7 @@ impl ComponentState {
             http,
             hooks,
             limits,
-            log_budget: ShardLocal::new(log_budget),
+            log,
             key_value: KeyValueCtx::new(route),
         }
     }
@@ -81,9 +74,9 @@ impl ComponentState {
     /// Ends a request on a reused instance, so that the next one starts
     /// with nothing of it but the guest's own memory: the request's backend
     /// client tasks are cancelled and the log budget is refilled.
-    pub fn end_request(&mut self, route: &RouteContext) {
+    pub fn end_request(&mut self) {
         self.hooks.end_request();
-        *self.log_budget.borrow_mut() = LogBudget::new(route.limits.max_log_bytes);
+        self.log.end_request();
     }
 
     /// What the guest still holds once its handler has returned.
@@ -165,114 +158,5 @@ impl WasiHttpView for ComponentState {
             table: &mut self.table,
             hooks: &mut self.hooks,
         }
-    }
-}
-
-/// A guest's stdout or stderr: each write is one log line tagged with the
-/// route, within the route's `max_log_bytes` per request (shared by both).
-#[derive(Clone)]
-struct GuestLog {
-    route: ShardLocal<Rc<RouteContext>>,
-    budget: ShardLocal<Rc<RefCell<LogBudget>>>,
-}
-
-impl GuestLog {
-    fn tagged(&self, stream: &'static str) -> LogStream {
-        LogStream {
-            log: self.clone(),
-            stream,
-        }
-    }
-}
-
-struct LogStream {
-    log: GuestLog,
-    stream: &'static str,
-}
-
-impl IsTerminal for LogStream {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for LogStream {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(LogStream {
-            log: self.log.clone(),
-            stream: self.stream,
-        })
-    }
-
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        // WASI 0.3's stdout and stderr. The mutex only makes the writer
-        // `Sync`, as wasmtime-wasi asks; it is never contended (one shard).
-        Box::new(AsyncLogStream(std::sync::Mutex::new(LogStream {
-            log: self.log.clone(),
-            stream: self.stream,
-        })))
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for LogStream {
-    async fn ready(&mut self) {}
-}
-
-impl LogStream {
-    /// One write is one log line, within the budget.
-    fn log(&self, bytes: &[u8]) {
-        let text = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        let allowed = self.log.budget.borrow_mut().take(text.len());
-        if allowed > 0 {
-            let message = String::from_utf8_lossy(&text[..allowed]);
-            tracing::info!(route = %self.log.route.label, stream = self.stream, "guest: {message}");
-        }
-    }
-}
-
-/// A WASI 0.3 guest's stdout or stderr.
-struct AsyncLogStream(std::sync::Mutex<LogStream>);
-
-impl tokio::io::AsyncWrite for AsyncLogStream {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        bytes: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        if let Ok(stream) = self.get_mut().0.get_mut() {
-            stream.log(bytes);
-        }
-        std::task::Poll::Ready(Ok(bytes.len()))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl OutputStream for LogStream {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.log(&bytes);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(crate::config::MAX_LOG_LINE)
     }
 }

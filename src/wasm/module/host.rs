@@ -4,12 +4,13 @@
 use std::rc::Rc;
 
 use wasmtime::{Caller, Memory};
+use wasmtime_wasi::p1::WasiP1Ctx;
 
 use super::backends::Backends;
 use super::kv::OpenStores;
 use crate::http::Request;
 use crate::kv::Store;
-use crate::wasm::guest_log::LogBudget;
+use crate::wasm::guest_log::GuestLog;
 use crate::wasm::limiter::GuestLimiter;
 use crate::wasm::route::RouteContext;
 use crate::wasm::shard_local::ShardLocal;
@@ -33,7 +34,9 @@ pub struct HostState {
     /// The guest's memory, looked up once per instance.
     pub(super) memory: Option<Memory>,
     pub(super) limits: GuestLimiter,
-    pub(super) log: LogBudget,
+    pub(super) log: GuestLog,
+    /// WASI preview 1, built on the guest's first WASI call.
+    wasi: Option<WasiP1Ctx>,
     pub(super) backends: ShardLocal<Backends>,
     /// Key-value stores the instance opened (`kv_v1.open`).
     pub(super) open_stores: ShardLocal<OpenStores>,
@@ -45,7 +48,7 @@ impl HostState {
     pub(super) fn new(route: Rc<RouteContext>, trial: bool) -> HostState {
         let guest = &route.limits;
         let limits = GuestLimiter::new(guest, 1, 4, route.stats.clone());
-        let log = LogBudget::new(guest.max_log_bytes);
+        let log = GuestLog::new(&route);
         HostState {
             route: ShardLocal::new(route),
             request: None,
@@ -53,6 +56,7 @@ impl HostState {
             memory: None,
             limits,
             log,
+            wasi: None,
             backends: ShardLocal::new(Backends::default()),
             open_stores: ShardLocal::new(OpenStores::default()),
             trial,
@@ -63,7 +67,12 @@ impl HostState {
     /// backend sockets were already closed when it ended (`Instance::call`).
     pub(super) fn reset(&mut self) {
         self.response.clear();
-        self.log = LogBudget::new(self.route.limits.max_log_bytes);
+    }
+
+    /// The instance's WASI context (see `wasi.rs`).
+    pub(super) fn wasi(&mut self) -> &mut WasiP1Ctx {
+        self.wasi
+            .get_or_insert_with(|| super::wasi::context(&self.route, &self.log))
     }
 
     pub(super) fn route(&self) -> &RouteContext {

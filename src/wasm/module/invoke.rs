@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use wasmtime::{Engine, Extern, Store, TypedFunc};
 
-use super::ModuleGuest;
 use super::host::{HostState, HostTrap};
+use super::{INITIALIZE, ModuleGuest, wasi};
 use crate::deadline::{TimedOut, with_deadline_yielding};
 use crate::http::{Request, Response};
 use crate::wasm::failure::{InvokeError, classify_trap, instantiate_error};
@@ -22,6 +22,9 @@ pub struct Instance {
     io_wait: Rc<Cell<bool>>,
     /// Requests served so far (reuse mode).
     pub served: u64,
+    /// It must not serve again: its guest exited (`proc_exit`) or it is a
+    /// command, whose `main` runs once.
+    spent: bool,
 }
 
 /// How a call ended, as far as the instance's future is concerned.
@@ -34,7 +37,13 @@ pub enum Outcome {
 
 impl Instance {
     pub async fn new(engine: &Engine, guest: &ModuleGuest, route: &Rc<RouteContext>) -> Result<Instance, InvokeError> {
-        let ModuleGuest { pre, entry, memory } = guest;
+        let ModuleGuest {
+            pre,
+            entry,
+            memory,
+            initialize,
+            runs_once,
+        } = guest;
         let mut store = Store::new(engine, HostState::new(route.clone(), false));
         store.limiter(|state| &mut state.limits);
         // A start function runs on this fuel.
@@ -53,12 +62,36 @@ impl Instance {
             .and_then(|m| instance.get_module_export(&mut store, m))
             .and_then(Extern::into_memory);
         let io_wait = store.data().backends.io_wait.clone();
+        if let Some(initialize) = initialize {
+            // On the fuel left from instantiation, within one request's time.
+            let function = match instance.get_module_export(&mut store, initialize) {
+                Some(Extern::Func(f)) => f.typed::<(), ()>(&store).ok(),
+                _ => None,
+            };
+            let function = function.ok_or_else(|| InvokeError::Instantiate(format!("{INITIALIZE} missing")))?;
+            let deadline = Instant::now() + route.limits.timeout;
+            let ran = with_deadline_yielding(deadline, function.call_async(&mut store, ()), &io_wait).await;
+            let failure = match ran {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(classify(&e).to_string()),
+                Err(TimedOut) => Some(InvokeError::Timeout.to_string()),
+            };
+            if let Some(failure) = failure {
+                return Err(InvokeError::Instantiate(format!("{INITIALIZE} failed: {failure}")));
+            }
+        }
         Ok(Instance {
             store,
             entry,
             io_wait,
             served: 0,
+            spent: *runs_once,
         })
+    }
+
+    /// Whether it may serve another request.
+    pub fn reusable(&self) -> bool {
+        !self.spent
     }
 
     /// Runs the entry function for `request`. Returns the request (so the
@@ -82,12 +115,19 @@ impl Instance {
         let request = state.request.take().unwrap_or_default();
         // Sockets belong to the request: close them whatever happened.
         state.backends.close_all();
-        if state.log.dropped > 0 {
-            tracing::warn!(route = %state.route().label, dropped = state.log.dropped, "guest log limit (max_log_bytes) reached; messages dropped");
-        }
+        state.log.end_request();
         let outcome = match result {
             Err(TimedOut) => Outcome::Failed(InvokeError::Timeout),
-            Ok(Err(e)) => Outcome::Failed(classify(&e)),
+            Ok(Err(e)) => match wasi::exit_status(&e) {
+                // `proc_exit(0)`: the program is done, and so is its
+                // response as it built it.
+                Some(0) => {
+                    self.spent = true;
+                    Outcome::Returned(finish_response(state))
+                }
+                Some(status) => Outcome::Failed(InvokeError::Exited(status)),
+                None => Outcome::Failed(classify(&e)),
+            },
             Ok(Ok(())) => Outcome::Returned(finish_response(state)),
         };
         (request, outcome, fuel_used)

@@ -6,7 +6,7 @@ use wasmtime::{Caller, Linker};
 
 use super::abi::MODULE;
 use super::host::{HostState, copy_out, guest_range, memory_and_state};
-use super::{kv, net};
+use super::{kv, net, wasi};
 
 /// Builds the linker every guest is instantiated with.
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
@@ -59,6 +59,7 @@ pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> 
     linker.func_wrap(MODULE, "request_header", request_header)?;
     net::add_to_linker(&mut linker)?;
     kv::add_to_linker(&mut linker)?;
+    wasi::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 

@@ -5,10 +5,10 @@ use std::rc::Rc;
 
 use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, Store};
 
-use super::ModuleGuest;
 use super::abi::{self, HOST_FUNCTIONS};
 use super::host::HostState;
 use super::imported_memory::{self, MEMORY_EXPORT};
+use super::{COMMAND_ENTRY, INITIALIZE, ModuleGuest, wasi};
 use crate::config::{WASM_PAGE, WasmSpec};
 use crate::wasm::route::RouteContext;
 
@@ -40,17 +40,26 @@ pub fn load(
     check_imports(module)?;
     let entry = check_entry(module, &spec.function)?;
     let memory = check_memory(module, spec)?;
+    let initialize = check_initialize(module)?;
     let pre: InstancePre<HostState> = linker
         .instantiate_pre(module)
         .map_err(|e| format!("cannot link: {e:#}"))?;
-    let guest = ModuleGuest { pre, entry, memory };
+    let guest = ModuleGuest {
+        pre,
+        entry,
+        memory,
+        initialize,
+        runs_once: spec.function == COMMAND_ENTRY,
+    };
     trial_instantiate(engine, &guest, label, spec)?;
     Ok(guest)
 }
 
 /// Every import must be a host function with exactly the host's signature.
+/// WASI's are checked by the linker (wasmtime-wasi defines them), whose
+/// error names the function.
 fn check_imports(module: &Module) -> Result<(), String> {
-    for import in module.imports() {
+    for import in module.imports().filter(|i| i.module() != wasi::MODULE) {
         let name = format!("{}.{}", import.module(), import.name());
         let ExternType::Func(func) = import.ty() else {
             return Err(format!("imports {name}, which the host does not provide"));
@@ -77,6 +86,20 @@ fn check_imports(module: &Module) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A WASI reactor's `_initialize`, which runs once per instance before
+/// its first request.
+fn check_initialize(module: &Module) -> Result<Option<wasmtime::ModuleExport>, String> {
+    match module.get_export(INITIALIZE) {
+        None => Ok(None),
+        Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => {
+            Ok(module.get_export_index(INITIALIZE))
+        }
+        Some(_) => Err(format!(
+            "export {INITIALIZE:?} is not a function without parameters and results"
+        )),
+    }
 }
 
 /// The entry function: exported, no parameters, no results.

@@ -11,6 +11,7 @@
 //! - `load`: checking a module against the ABI at start-up.
 //! - `invoke`: one call under fuel and a deadline.
 //! - `pool`: a route's instances on one shard (`fresh` or `reuse`).
+//! - `wasi`: WASI preview 1, for modules built by ordinary toolchains.
 
 mod abi;
 mod backends;
@@ -22,6 +23,7 @@ mod linker;
 mod load;
 mod net;
 mod pool;
+mod wasi;
 
 use wasmtime::{InstancePre, ModuleExport};
 
@@ -31,6 +33,13 @@ pub use linker::linker;
 pub use load::{load, prepare};
 pub use pool::ModulePool;
 
+/// A WASI reactor's initializer: run once per instance, before its first
+/// request.
+const INITIALIZE: &str = "_initialize";
+/// A WASI command's entry: its `main` runs once, so an instance whose entry
+/// it is serves one request (whatever the route's instance policy).
+const COMMAND_ENTRY: &str = "_start";
+
 /// A compiled, checked and pre-linked core module. Immutable and shared by
 /// every shard.
 #[derive(Clone)]
@@ -39,4 +48,7 @@ pub struct ModuleGuest {
     /// The entry function, resolved once so requests skip the name lookup.
     entry: ModuleExport,
     memory: Option<ModuleExport>,
+    initialize: Option<ModuleExport>,
+    /// The entry is a command's `_start`.
+    runs_once: bool,
 }

@@ -115,7 +115,9 @@ impl ModulePool {
     /// the next instantiation).
     fn recycle(&self, instance: Instance) {
         let limits = &self.context.limits;
-        if let InstancePolicy::Reuse { .. } = limits.instance {
+        if let InstancePolicy::Reuse { .. } = limits.instance
+            && instance.reusable()
+        {
             let max_requests = limits.instance.max_requests(DEFAULT_MAX_REQUESTS_PER_INSTANCE);
             let mut ready = self.ready.borrow_mut();
             if instance.served < max_requests && ready.len() < limits.max_concurrency {

@@ -1,0 +1,3 @@
+module serverless-wasm/samples/go-handler
+
+go 1.24
