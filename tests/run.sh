@@ -3,7 +3,7 @@
 # machine (redis-server, prometheus and docker-registry, an OCI registry:
 # tests start real ones; PyPI prometheus-client: its strict OpenMetrics
 # parser reads /metrics; PyPI moto[server]: an S3-compatible server, with
-# boto3 to fill it) and building the sample components.
+# boto3 to fill it) and building the sample guests.
 # Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +23,10 @@ python3 -c "import prometheus_client" 2>/dev/null || python3 -m pip install --qu
 python3 -c "import moto.server, boto3" 2>/dev/null \
     || python3 -m pip install --quiet "moto[server]"
 
-# The component tests serve the sample components, built from source here:
-# Rust ones for wasm32-wasip2, the Python one with componentize-py (PyPI).
-bash samples/components/build.sh
+# The component and language tests serve sample guests built from source
+# here: Rust components for wasm32-wasip2, the Python one with
+# componentize-py (PyPI), and C, Go, AssemblyScript and JavaScript guests
+# (samples/languages/build.sh installs their toolchains).
+bash samples/build.sh
 
 cargo test --release --locked "$@"

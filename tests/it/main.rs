@@ -11,6 +11,7 @@ mod foundation;
 mod hostile;
 mod isolation;
 mod key_value;
+mod languages;
 mod outbound_tls;
 mod protocol;
 mod reload;

@@ -73,8 +73,8 @@ __attribute__((export_name("handle"))) void handle(void) {
     if (strcmp(last, "json") == 0) {
         json_api();
     } else if (strcmp(last, "sleep") == 0) {
-        usleep(300 * 1000);
-        answer(200, "text/plain", "slept 300 ms\n", 13);
+        usleep(1500 * 1000);
+        answer(200, "text/plain", "slept 1500 ms\n", 14);
     } else if (strcmp(last, "exit") == 0) {
         answer(200, "text/plain", "answered, then exit(0)\n", 23);
         exit(0);

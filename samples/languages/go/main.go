@@ -93,8 +93,8 @@ func handle() {
 	case "json":
 		jsonAPI()
 	case "sleep":
-		time.Sleep(300 * time.Millisecond)
-		answer(200, "text/plain", []byte("slept 300 ms\n"))
+		time.Sleep(1500 * time.Millisecond)
+		answer(200, "text/plain", []byte("slept 1500 ms\n"))
 	case "exit":
 		answer(200, "text/plain", []byte("answered, then os.Exit(0)\n"))
 		os.Exit(0)

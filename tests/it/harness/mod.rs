@@ -36,11 +36,18 @@ pub fn components_dir() -> PathBuf {
     samples_dir().join("components/build")
 }
 
-/// Replaces `{samples}`, `{guests}` and `{components}` in a config template
-/// by absolute directories, so configs can live in a temporary directory.
+/// Where `samples/languages/build.sh` puts the guests in other languages.
+pub fn languages_dir() -> PathBuf {
+    samples_dir().join("languages/build")
+}
+
+/// Replaces `{samples}`, `{guests}`, `{components}` and `{languages}` in a
+/// config template by absolute directories, so configs can live in a
+/// temporary directory.
 pub fn expand(template: &str) -> String {
     template
         .replace("{components}", &components_dir().display().to_string())
+        .replace("{languages}", &languages_dir().display().to_string())
         .replace("{samples}", &samples_dir().display().to_string())
         .replace("{guests}", &guests_dir().display().to_string())
 }
