@@ -56,9 +56,10 @@ GUESTS = {
 
 
 def main():
-    parser_doc = __doc__
+    argv = list(sys.argv)
     sys.argv, baseline = strip_baseline(sys.argv)
-    args = load.server_bench_args(parser_doc)
+    args = load.server_bench_args(__doc__)
+    sys.argv = argv  # the report records the whole command
     wasmtime = load.ensure_cargo_tool("wasmtime", "wasmtime-cli", load.WASMTIME_VERSION)
     if not args.no_build:
         log("building the server and the language samples")

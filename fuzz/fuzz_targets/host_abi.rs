@@ -1,5 +1,6 @@
-//! The host ABI under a guest that calls every host function (`env` and
-//! `kv_v1`, on an embedded store in a temporary directory) with pointers,
+//! The host ABI under a guest that calls every host function (`env`,
+//! `kv_v1` on an embedded store in a temporary directory, and WASI
+//! preview 1's, our `poll_oneoff` among them) with pointers,
 //! lengths and handles from the fuzz input (fuzz/guests/abi_fuzz.wat).
 //! Whatever it passes, the host answers with a trap or an error code: the
 //! request ends with some status, the process never crashes.
@@ -48,7 +49,7 @@ fn prepared() -> &'static Prepared {
             "listen_address = \"127.0.0.1:0\"\n[server]\nstate_dir = \"{}\"\n[key_value.default]\ntype = \"embedded\"\nmax_value_bytes = 4096\n\
              [[applications]]\nmethod = \"POST\"\nurl_path = \"/fuzz\"\nfile_path = \"{}\"\n\
              env = {{ backend = \"{backend}\", key = \"value\" }}\nallowed_outbound = [\"{backend}\"]\n\
-             fuel = 1000000\ntimeout_ms = 2000\nio_timeout_ms = 50\nmax_response_bytes = 65536\nmax_log_bytes = 256\n\
+             fuel = 1000000\ntimeout_ms = 200\nio_timeout_ms = 50\nmax_response_bytes = 65536\nmax_log_bytes = 256\n\
              key_value_stores = [\"default\"]\n",
             state.display(),
             guest.display()

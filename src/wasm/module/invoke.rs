@@ -79,6 +79,8 @@ impl Instance {
             if let Some(failure) = failure {
                 return Err(InvokeError::Instantiate(format!("{INITIALIZE} failed: {failure}")));
             }
+            let fuel_used = route.limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+            tracing::debug!(route = %route.label, fuel_used, "{INITIALIZE} ran");
         }
         Ok(Instance {
             store,

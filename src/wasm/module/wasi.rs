@@ -243,3 +243,86 @@ fn descriptor_event(kind: u8, fd: u32) -> Event {
         nbytes,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscription(userdata: u64, kind: u8, clock_or_fd: u32, timeout: u64, flags: u16) -> [u8; SUBSCRIPTION_SIZE] {
+        let mut sub = [0u8; SUBSCRIPTION_SIZE];
+        sub[0..8].copy_from_slice(&userdata.to_le_bytes());
+        sub[8] = kind;
+        sub[16..20].copy_from_slice(&clock_or_fd.to_le_bytes());
+        sub[24..32].copy_from_slice(&timeout.to_le_bytes());
+        sub[40..42].copy_from_slice(&flags.to_le_bytes());
+        sub
+    }
+
+    #[test]
+    fn clock_subscriptions_become_waits_from_now() {
+        let mut bytes = Vec::new();
+        bytes.extend(subscription(7, EVENTTYPE_CLOCK, CLOCK_MONOTONIC, 1_500_000, 0));
+        bytes.extend(subscription(8, EVENTTYPE_CLOCK, CLOCK_REALTIME, 2_000, 0));
+        // An absolute monotonic deadline already past fires at once.
+        bytes.extend(subscription(
+            9,
+            EVENTTYPE_CLOCK,
+            CLOCK_MONOTONIC,
+            0,
+            SUBSCRIPTION_CLOCK_ABSTIME,
+        ));
+        let waits = read_subscriptions(&bytes).unwrap_or_default();
+        let clocks: Vec<(u64, Duration)> = waits
+            .iter()
+            .filter_map(|(userdata, wait)| match wait {
+                Wait::Clock(after) => Some((*userdata, *after)),
+                Wait::Ready(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            clocks,
+            [
+                (7, Duration::from_micros(1500)),
+                (8, Duration::from_micros(2)),
+                (9, Duration::ZERO)
+            ]
+        );
+        // An absolute realtime deadline an hour ahead is about an hour away.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let later = (now + Duration::from_secs(3600)).as_nanos() as u64;
+        let wait = clock_wait(CLOCK_REALTIME, later, true).unwrap_or_default();
+        assert!(
+            wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn descriptors_answer_at_once_and_unknown_ones_are_badf() {
+        let mut bytes = Vec::new();
+        bytes.extend(subscription(1, EVENTTYPE_FD_WRITE, 1, 0, 0));
+        bytes.extend(subscription(2, EVENTTYPE_FD_READ, 0, 0, 0));
+        bytes.extend(subscription(3, EVENTTYPE_FD_READ, 5, 0, 0));
+        let errors: Vec<u16> = read_subscriptions(&bytes)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(_, wait)| match wait {
+                Wait::Ready(event) => Some(event.error),
+                Wait::Clock(_) => None,
+            })
+            .collect();
+        assert_eq!(errors, [ERRNO_SUCCESS, ERRNO_SUCCESS, ERRNO_BADF]);
+    }
+
+    #[test]
+    fn unknown_kinds_and_cpu_clocks_are_refused() {
+        assert_eq!(
+            read_subscriptions(&subscription(1, 9, 0, 0, 0)).err(),
+            Some(ERRNO_INVAL)
+        );
+        assert_eq!(
+            read_subscriptions(&subscription(1, EVENTTYPE_CLOCK, 2, 10, 0)).err(),
+            Some(ERRNO_NOTSUP)
+        );
+    }
+}
