@@ -124,9 +124,7 @@ def render(report, plan):
         latency = f"{s['p50_ms']:.2f} | {s['p99_ms']:.2f}" if load_name == "plain" else "– | –"
         lines.append(f"| {name} | {load_name} | {s['rps']:,.0f} | {latency} | {s['requests_per_cpu_second']:,.0f} "
                      f"| {s['errors']} |")
-    lines += ["", "| comparison | measured | goal |", "|---|---:|---|"]
-    for what, value, goal in report["targets"]:
-        lines.append(f"| {what} | {value:.2f} | {goal} |")
+    lines += load.comparison_table(report["targets"])
     return "\n".join(lines) + "\n"
 
 

@@ -154,9 +154,7 @@ def render(report, names):
         s = report["summary"][name]
         lines.append(f"| {name} | {s['rps']:,.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} "
                      f"| {1e6 / s['requests_per_cpu_second']:,.1f} | {s['errors']} |")
-    lines += ["", "| comparison | measured | goal |", "|---|---:|---|"]
-    for what, value, goal in report["targets"]:
-        lines.append(f"| {what} | {value:.2f} | {goal} |")
+    lines += load.comparison_table(report["targets"])
     return "\n".join(lines) + "\n"
 
 

@@ -267,6 +267,14 @@ def server_report(script, binary, wasmtime, args, loads, runs, summary, targets)
     }
 
 
+def comparison_table(targets):
+    """The markdown lines of a server-vs-server report's comparisons."""
+    lines = ["", "| comparison | measured | goal |", "|---|---:|---|"]
+    for what, value, goal in targets:
+        lines.append(f"| {what} | {value:.2f} | {goal} |")
+    return lines
+
+
 def rate_client(port, path, rate, duration, cpus, connections=64):
     """Latency at a set rate, from benches/rate_client.rs (one pinned core)."""
     cpu = cpus.split(",")[0]
