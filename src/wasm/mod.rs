@@ -78,7 +78,7 @@ impl Guest {
     /// What `check` reports about the guest.
     pub fn kind(&self) -> &'static str {
         match &self.kind {
-            GuestKind::Module(_) => "core module (serverless-wasm ABI)",
+            GuestKind::Module(module) => module.kind(),
             GuestKind::Component(component) => component.kind(),
         }
     }

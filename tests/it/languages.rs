@@ -204,3 +204,48 @@ fn c_component_through_the_preview1_adapter() {
     assert_eq!(answer["language"], "c");
     assert_eq!(answer["path"], "/cc/about.json");
 }
+
+/// An ordinary C program (a WASI command) is a handler with
+/// `function = "_start"`: `main` runs per request in a fresh instance, even
+/// on a route that asks for reuse.
+#[test]
+fn a_wasi_command_serves_with_its_main() {
+    let server = serve("c-command.wasm", "/cmd", "function = \"_start\"\ninstance = \"reuse\"");
+    for _ in 0..3 {
+        let response = server.get("/cmd/hello");
+        assert_eq!((response.status, response.text().as_str()), (200, "Hello from C\n"));
+    }
+    let printed = server.logs().wait_for_nth(
+        &["guest: hello from C: GET /cmd/hello"],
+        3,
+        std::time::Duration::from_secs(5),
+    );
+    assert!(printed.is_some(), "{}", server.logs().all());
+    let exited = server.get("/cmd/exit");
+    assert_eq!(exited.status, 200);
+    assert_eq!(server.get("/cmd/exit-3").status, 500);
+}
+
+#[test]
+fn check_names_what_a_module_imports() {
+    let route = |file: &str, url_path: &str, function: &str| {
+        format!(
+            "[[applications]]\nfile_path = \"{}\"\nmethod = \"GET\"\nurl_path = \"{url_path}\"\nfunction = \"{function}\"\n",
+            language_guest(file).display()
+        )
+    };
+    let (ok, text) = crate::harness::check(&format!(
+        "listen_address = \"127.0.0.1:0\"\n{}{}{}",
+        route("go-handler.wasm", "/go", "handle"),
+        route("c-command.wasm", "/cmd", "_start"),
+        route("as-handler.wasm", "/as", "handle"),
+    ));
+    assert!(ok, "{text}");
+    for kind in [
+        "WASI preview 1 reactor: _initialize once per instance",
+        "WASI preview 1 command: an instance per request",
+        "core module (serverless-wasm ABI);",
+    ] {
+        assert!(text.contains(kind), "{kind:?} in {text}");
+    }
+}

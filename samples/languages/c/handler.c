@@ -2,9 +2,12 @@
 // (imports from `env`) and using wasi-libc for everything else, so that
 // printf reaches the route's log and usleep sleeps on the shard's timers.
 //
-// Build (samples/languages/build.sh does it):
-//   clang --target=wasm32-wasi -O2 -mexec-model=reactor \
-//         -Wl,--export=handle -o c-handler.wasm handler.c
+// Build (samples/languages/build.sh does it), as a reactor whose entry is
+// `handle` (the libc starts once per instance):
+//   clang --target=wasm32-wasi -O2 -mexec-model=reactor -o c-handler.wasm handler.c
+// or as an ordinary command, served with `function = "_start"` (`main`
+// runs once per request, in a fresh instance):
+//   clang --target=wasm32-wasi -O2 -o c-command.wasm handler.c
 //
 // Served behind a prefix route (`url_path = "/c/*"`), it answers by the
 // last part of the path: hello, json (POST), sleep, exit, exit-3, fail.
@@ -88,4 +91,10 @@ __attribute__((export_name("handle"))) void handle(void) {
         printf("hello from C: %s %s\n", method, path);
         answer(200, "text/plain", "Hello from C\n", 13);
     }
+}
+
+// A command's entry: the same handler as an ordinary C program.
+int main(void) {
+    handle();
+    return 0;
 }

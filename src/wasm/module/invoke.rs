@@ -43,6 +43,7 @@ impl Instance {
             memory,
             initialize,
             runs_once,
+            ..
         } = guest;
         let mut store = Store::new(engine, HostState::new(route.clone(), false));
         store.limiter(|state| &mut state.limits);

@@ -50,6 +50,7 @@ pub fn load(
         memory,
         initialize,
         runs_once: spec.function == COMMAND_ENTRY,
+        uses_wasi: module.imports().any(|i| i.module() == wasi::MODULE),
     };
     trial_instantiate(engine, &guest, label, spec)?;
     Ok(guest)

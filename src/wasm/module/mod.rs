@@ -51,4 +51,21 @@ pub struct ModuleGuest {
     initialize: Option<ModuleExport>,
     /// The entry is a command's `_start`.
     runs_once: bool,
+    /// It imports WASI preview 1.
+    uses_wasi: bool,
+}
+
+impl ModuleGuest {
+    /// What `check` reports about it.
+    pub fn kind(&self) -> &'static str {
+        match (self.uses_wasi, self.initialize.is_some(), self.runs_once) {
+            (_, _, true) => "core module (serverless-wasm ABI + WASI preview 1 command: an instance per request)",
+            (true, true, false) => {
+                "core module (serverless-wasm ABI + WASI preview 1 reactor: _initialize once per instance)"
+            }
+            (true, false, false) => "core module (serverless-wasm ABI + WASI preview 1)",
+            (false, true, false) => "core module (serverless-wasm ABI; _initialize once per instance)",
+            (false, false, false) => "core module (serverless-wasm ABI)",
+        }
+    }
 }
