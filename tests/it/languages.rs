@@ -203,6 +203,7 @@ fn c_component_through_the_preview1_adapter() {
     let answer: serde_json::Value = serde_json::from_str(&response.text()).unwrap();
     assert_eq!(answer["language"], "c");
     assert_eq!(answer["path"], "/cc/about.json");
+    fails_cleanly(&server, "/cc", "guest: C component about to abort");
 }
 
 /// An ordinary C program (a WASI command) is a handler with

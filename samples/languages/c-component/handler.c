@@ -13,9 +13,11 @@
 //         -o c-component.wasm
 //
 // Served behind a prefix route (`url_path = "/c-component/*"`): a path
-// ending in `json` answers a small JSON document, anything else a hello.
+// ending in `json` answers a small JSON document, one ending in `fail`
+// aborts (a trap: the server answers 500), anything else is a hello.
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hello.h"
@@ -77,7 +79,10 @@ void exports_wasi_http_incoming_handler_handle(
     wasi_http_types_incoming_request_drop_own(request);
 
     size_t len = strlen(path_text);
-    if (len >= 4 && strcmp(path_text + len - 4, "json") == 0) {
+    if (len >= 4 && strcmp(path_text + len - 4, "fail") == 0) {
+        fprintf(stderr, "C component about to abort\n");
+        abort();
+    } else if (len >= 4 && strcmp(path_text + len - 4, "json") == 0) {
         char json[400];
         int n = snprintf(json, sizeof json, "{\"language\":\"c\",\"kind\":\"component\",\"method\":\"%s\",\"path\":\"%s\"}",
                          method_text, path_text);
