@@ -86,10 +86,10 @@ if needs_build "$out/c-handler.wasm" "$here/c"; then
     clang --target=wasm32-wasi -O2 -o "$out/c-command.wasm" "$here/c/handler.c"
 fi
 
-if needs_build "$out/c-component.wasm" "$here/c-component"; then
+if needs_build "$out/c-component.wasm" "$here/c-component" "$here/wit"; then
     step "C component"
     gen="$(mktemp -d)"
-    "$wit_bindgen" c "$here/c-component/wit" --world hello --out-dir "$gen" >/dev/null
+    "$wit_bindgen" c "$here/wit" --world hello --out-dir "$gen" >/dev/null
     clang --target=wasm32-wasi -O2 -mexec-model=reactor -I"$gen" -o "$gen/core.wasm" \
         "$here/c-component/handler.c" "$gen/hello.c" "$gen/hello_component_type.o"
     "$wasm_tools" component new "$gen/core.wasm" \
@@ -109,9 +109,9 @@ if needs_build "$out/as-handler.wasm" "$here/assemblyscript/assembly"; then
         --use abort=assembly/index/abort -o "$out/as-handler.wasm")
 fi
 
-if needs_build "$out/js-handler.wasm" "$here/js/app.js" "$here/js/wit"; then
+if needs_build "$out/js-handler.wasm" "$here/js/app.js" "$here/wit"; then
     step "JavaScript component"
-    (cd "$here/js" && "$bin/componentize-js" --wit wit --world-name hello \
+    (cd "$here/js" && "$bin/componentize-js" --wit ../wit --world-name hello \
         --out "$out/js-handler.wasm.tmp" app.js >/dev/null)
     mv "$out/js-handler.wasm.tmp" "$out/js-handler.wasm"
 fi

@@ -5,7 +5,7 @@
 // libc's preview-1 calls (printf) into WASI 0.2 ones.
 //
 // Build (samples/languages/build.sh does it):
-//   wit-bindgen c wit --world hello --out-dir gen
+//   wit-bindgen c ../wit --world hello --out-dir gen
 //   clang --target=wasm32-wasi -O2 -mexec-model=reactor -Igen \
 //         -o core.wasm handler.c gen/hello.c gen/hello_component_type.o
 //   wasm-tools component new core.wasm \

@@ -3,7 +3,7 @@
 // this file's source inside), answering through the web's fetch-event API.
 //
 // Build (samples/languages/build.sh does it):
-//   componentize-js --wit wit --world-name hello --out js-handler.wasm app.js
+//   componentize-js --wit ../wit --world-name hello --out js-handler.wasm app.js
 //
 // Served behind a prefix route (`url_path = "/js/*"`), it answers by the
 // last part of the path: hello, json (POST), sleep, fail.
