@@ -4,9 +4,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use wasmtime_wasi::WasiCtxBuilder;
+
 use crate::config::{GuestLimits, OutboundPolicy, WasmSpec};
 use crate::kv::RouteStores;
 use crate::stats::RouteStats;
+use crate::wasm::guest_log::{GuestLog, Stream};
+use crate::wasm::shard_clock::MonotonicClock;
 
 /// One per route per shard. Host functions reach it through the store, so
 /// nothing on the request path is shared between shards.
@@ -31,6 +35,18 @@ impl RouteContext {
             stats,
             key_value,
         }
+    }
+
+    /// The WASI context both guest kinds start from: the route's `env` as
+    /// the environment, stdout and stderr into `log`, the guests' monotonic
+    /// clock (`shard_clock`); nothing preopened.
+    pub fn wasi_builder(&self, log: &GuestLog) -> WasiCtxBuilder {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.envs(&self.env.iter().collect::<Vec<_>>())
+            .stdout(log.stream(Stream::Stdout))
+            .stderr(log.stream(Stream::Stderr))
+            .monotonic_clock(MonotonicClock);
+        wasi
     }
 
     /// For a trial instantiation at start-up: counters nobody reads, no

@@ -21,21 +21,22 @@ fn language_guest(file: &str) -> PathBuf {
     path
 }
 
+/// A route serving the sample `file`, with more `settings` lines.
+fn route(file: &str, method: &str, url_path: &str, settings: &str) -> String {
+    format!(
+        "[[applications]]\nfile_path = \"{}\"\nmethod = \"{method}\"\nurl_path = \"{url_path}\"\n{settings}\n",
+        language_guest(file).display()
+    )
+}
+
 /// One shard serving `file` as `GET {prefix}/*` and `POST {prefix}/json`,
 /// with the compile cache the samples share (a JavaScript component takes
 /// seconds to compile; once per build of the samples, not per test).
 fn serve(file: &str, prefix: &str, route_settings: &str) -> TestServer {
-    let path = language_guest(file);
-    let route = |method: &str, url_path: &str| {
-        format!(
-            "[[applications]]\nfile_path = \"{}\"\nmethod = \"{method}\"\nurl_path = \"{url_path}\"\n{route_settings}\n",
-            path.display()
-        )
-    };
     let config = format!(
         "[server]\ncompile_cache_dir = \"{{languages}}/compiled\"\n{}{}",
-        route("GET", &format!("{prefix}/*")),
-        route("POST", &format!("{prefix}/json"))
+        route(file, "GET", &format!("{prefix}/*"), route_settings),
+        route(file, "POST", &format!("{prefix}/json"), route_settings)
     );
     TestServer::start(&config, &["--shards", "1"])
 }
@@ -229,17 +230,11 @@ fn a_wasi_command_serves_with_its_main() {
 
 #[test]
 fn check_names_what_a_module_imports() {
-    let route = |file: &str, url_path: &str, function: &str| {
-        format!(
-            "[[applications]]\nfile_path = \"{}\"\nmethod = \"GET\"\nurl_path = \"{url_path}\"\nfunction = \"{function}\"\n",
-            language_guest(file).display()
-        )
-    };
     let (ok, text) = crate::harness::check(&format!(
         "listen_address = \"127.0.0.1:0\"\n{}{}{}",
-        route("go-handler.wasm", "/go", "handle"),
-        route("c-command.wasm", "/cmd", "_start"),
-        route("as-handler.wasm", "/as", "handle"),
+        route("go-handler.wasm", "GET", "/go", ""),
+        route("c-command.wasm", "GET", "/cmd", "function = \"_start\""),
+        route("as-handler.wasm", "GET", "/as", ""),
     ));
     assert!(ok, "{text}");
     for kind in [

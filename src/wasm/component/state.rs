@@ -17,10 +17,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::keyvalue::KeyValueCtx;
 use super::outbound::{OutboundHooks, ShardHttp};
 use crate::wasm::failure::InvokeError;
-use crate::wasm::guest_log::{GuestLog, Stream};
+use crate::wasm::guest_log::GuestLog;
 use crate::wasm::limiter::GuestLimiter;
 use crate::wasm::route::RouteContext;
-use crate::wasm::shard_clock::MonotonicClock;
 
 /// Core instances, memories and tables one component may create: a Rust
 /// component has a handful, an interpreter-based one a few dozen.
@@ -40,13 +39,9 @@ pub struct ComponentState {
 impl ComponentState {
     pub fn new(route: &Rc<RouteContext>, hooks: OutboundHooks) -> ComponentState {
         let log = GuestLog::new(route);
-        let mut wasi = WasiCtx::builder();
         // No preopened directories and no socket permissions: the
         // filesystem and socket interfaces are linked but deny everything.
-        wasi.stdout(log.stream(Stream::Stdout))
-            .stderr(log.stream(Stream::Stderr))
-            .envs(&route.env.iter().collect::<Vec<_>>())
-            .monotonic_clock(MonotonicClock);
+        let mut wasi = route.wasi_builder(&log);
         let limits = GuestLimiter::new(
             &route.limits,
             MAX_PARTS_PER_COMPONENT,

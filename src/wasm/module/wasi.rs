@@ -15,14 +15,14 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wasmtime::{Caller, Linker};
+use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
 use super::backends::WaitingOnIo;
 use super::host::{HostState, guest_range, memory_and_state};
-use crate::wasm::guest_log::{GuestLog, Stream};
+use crate::wasm::guest_log::GuestLog;
 use crate::wasm::route::RouteContext;
-use crate::wasm::shard_clock::{self, MonotonicClock};
+use crate::wasm::shard_clock;
 use crate::wasm::shard_local::ShardLocal;
 
 /// The import module of WASI preview 1.
@@ -48,12 +48,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 /// environment, the route's label as its program name, stdout and stderr
 /// into the route's log; nothing preopened and no network.
 pub(super) fn context(route: &RouteContext, log: &GuestLog) -> WasiP1Ctx {
-    let mut wasi = WasiCtxBuilder::new();
+    let mut wasi = route.wasi_builder(log);
     wasi.arg(&route.label)
-        .envs(&route.env.iter().collect::<Vec<_>>())
-        .stdout(log.stream(Stream::Stdout))
-        .stderr(log.stream(Stream::Stderr))
-        .monotonic_clock(MonotonicClock)
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
